@@ -1,0 +1,118 @@
+"""Airflow hook for ERP.net: turns an ``erpnet`` connection into a configured ERP.net client.
+
+The hook is deliberately thin: everything about tokens, retries and paging lives in the
+Airflow-free client core (``airflow_provider_erpnet.client``); this module only reads the
+connection, registers secrets with Airflow's masker and delegates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cached_property
+from typing import Any
+from uuid import UUID
+
+from airflow.sdk import BaseHook
+from airflow.sdk.log import mask_secret
+
+from airflow_provider_erpnet.client import auth
+from airflow_provider_erpnet.client.client import ErpNetClient
+from airflow_provider_erpnet.client.errors import ErpNetError
+from airflow_provider_erpnet.client.metadata import ServiceMetadata
+from airflow_provider_erpnet.client.odata import Page
+from airflow_provider_erpnet.client.settings import ErpNetSettings
+from airflow_provider_erpnet.hooks.connection_extras import settings_from_connection
+
+
+class ErpNetHook(BaseHook):
+    """Read ERP.net data through a trusted application's client-credentials token.
+
+    :param erpnet_conn_id: id of an ``erpnet`` connection: host = ERP.net instance URL,
+        login = trusted application URI, password = the application's secret.
+    """
+
+    conn_name_attr = "erpnet_conn_id"
+    default_conn_name = "erpnet_default"
+    conn_type = "erpnet"
+    hook_name = "ERP.net"
+
+    def __init__(self, erpnet_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.erpnet_conn_id = erpnet_conn_id
+
+    def get_settings(self) -> ErpNetSettings:
+        """Build client settings from the connection; the secret is masked before anything logs."""
+        conn = self.get_connection(self.erpnet_conn_id)
+        if conn.password:
+            mask_secret(conn.password)
+        return settings_from_connection(
+            conn_id=self.erpnet_conn_id,
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            extra=conn.extra_dejson,
+        )
+
+    @cached_property
+    def client(self) -> ErpNetClient:
+        """One client (one HTTP session, one token provider) per hook instance."""
+        auth.set_secret_masker(mask_secret)
+        return ErpNetClient(self.get_settings())
+
+    def get_conn(self) -> ErpNetClient:
+        """Return the configured client (Airflow's conventional accessor)."""
+        return self.client
+
+    def get_client(self) -> ErpNetClient:
+        """Return the configured client, built once per hook."""
+        return self.client
+
+    def iter_pages(self, entity_set: str, **query: Any) -> Iterator[Page]:
+        """Stream pages of ``entity_set``; see ``ErpNetClient.iter_pages`` for the query options."""
+        return self.client.iter_pages(entity_set, **query)
+
+    def iter_records(self, entity_set: str, **query: Any) -> Iterator[dict[str, Any]]:
+        """Stream records of ``entity_set`` one page at a time."""
+        return self.client.iter_records(entity_set, **query)
+
+    def count(self, entity_set: str, *, filter: str | None = None) -> int:
+        """Rows the server counts for ``entity_set`` with ``filter``."""
+        return self.client.count(entity_set, filter=filter)
+
+    def get(
+        self,
+        entity_set: str,
+        id: str | UUID,
+        *,
+        select: str | Sequence[str] | None = None,
+        expand: str | None = None,
+    ) -> dict[str, Any]:
+        """One record by its Id."""
+        return self.client.get(entity_set, id, select=select, expand=expand)
+
+    def metadata(self) -> ServiceMetadata:
+        """The instance's ``$metadata`` (entity sets, properties, types), fetched once per hook."""
+        return self.client.metadata()
+
+    def close(self) -> None:
+        """Close the HTTP session if the client was built."""
+        if "client" in self.__dict__:
+            self.client.close()
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Get a token and read the service document; the message says what to fix on failure."""
+        try:
+            client = self.client
+            client.transport.auth.token()
+            document = client.service_document()
+        except ErpNetError as exc:
+            return False, str(exc)
+        finally:
+            self.close()
+        sets = document.get("value", []) if isinstance(document, Mapping) else []
+        settings = client.settings
+        return True, (
+            f"Connected to ERP.net as {settings.client_id!r}: token issued by "
+            f"{settings.resolved_identity_url}, Domain API at {settings.resolved_api_url} "
+            f"lists {len(sets)} entity sets."
+        )
