@@ -1,7 +1,8 @@
 """Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
 
 The connection form is declared here (``conn-fields``, ``ui-field-behaviour``) so the UI renders it
-without importing the hook; the field list itself lives in ``hooks.connection_extras``.
+without importing the hook; the field list lives in ``connection_fields``. Keep this module
+import-light: Airflow imports it while loading its own configuration.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_erpnet import __version__
-from airflow_provider_erpnet.hooks.connection_extras import EXTRA_FIELDS
+from airflow_provider_erpnet.connection_fields import EXTRA_FIELDS
 
 
 def get_provider_info() -> dict[str, Any]:

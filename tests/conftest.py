@@ -34,7 +34,7 @@ os.environ.update(
 )
 os.environ.pop("AIRFLOW_CONN_ERPNET_DEFAULT", None)
 
-pytest_plugins = ["airflow_provider_erpnet.sandbox.pytest_plugin"]
+pytest_plugins = ["airflow_provider_erpnet.sandbox.pytest_plugin"] if (REPO / "airflow_provider_erpnet/sandbox/pytest_plugin.py").exists() else []
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 

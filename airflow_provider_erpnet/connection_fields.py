@@ -1,0 +1,65 @@
+"""The ``erpnet`` connection's extra fields, declared once for the UI form and the hook.
+
+Plain data with no imports: Airflow imports ``get_provider_info`` while it loads its own
+configuration, so nothing reachable from there may import Airflow, requests or the client.
+Extra names avoid "token" and "secret": Airflow masks any extra whose key contains them, and
+these values are not secret (the secret is the connection's password).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+EXTRA_FIELDS: dict[str, dict[str, Any]] = {
+    "scope": {
+        "label": "Scope",
+        "description": "Space-separated scopes to request, e.g. 'read'. Empty: every scope the "
+        "trusted application allows.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "identity_url": {
+        "label": "Identity server URL",
+        "description": "Default: <instance URL>/id. The token endpoint is read from its discovery document.",
+        "schema": {"type": ["string", "null"], "format": "url"},
+    },
+    "api_url": {
+        "label": "Domain API URL",
+        "description": "OData service root. Default: <instance URL>/api/domain/odata/. Set it when "
+        "the API site lives on another host.",
+        "schema": {"type": ["string", "null"], "format": "url"},
+    },
+    "timeout": {
+        "label": "Read timeout (seconds)",
+        "description": "How long to wait for one page before retrying.",
+        "schema": {"type": ["number", "null"], "default": 120, "minimum": 1},
+    },
+    "connect_timeout": {
+        "label": "Connect timeout (seconds)",
+        "schema": {"type": ["number", "null"], "default": 10, "minimum": 1},
+    },
+    "verify_tls": {
+        "label": "Verify TLS certificates",
+        "description": "Turn off only for test instances with self-signed certificates.",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
+    "ca_bundle": {
+        "label": "CA bundle path",
+        "description": "Path to a PEM bundle used to verify the server instead of the system store.",
+        "schema": {"type": ["string", "null"]},
+    },
+    "page_size": {
+        "label": "Page size",
+        "description": "Rows per OData page ($top), at most 1000 as ERP.net recommends.",
+        "schema": {"type": ["integer", "null"], "default": 1000, "minimum": 1, "maximum": 1000},
+    },
+    "max_attempts": {
+        "label": "Attempts per request",
+        "description": "Retries on throttling (429), 502/503/504 and dropped connections, included.",
+        "schema": {"type": ["integer", "null"], "default": 8, "minimum": 1},
+    },
+    "disk_cache": {
+        "label": "Share access tokens between tasks on this machine",
+        "description": "Each new ERP.net token takes a licence slot; a 0600 file cache lets tasks reuse one.",
+        "schema": {"type": ["boolean", "null"], "default": True},
+    },
+}
