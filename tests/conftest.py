@@ -34,7 +34,11 @@ os.environ.update(
 )
 os.environ.pop("AIRFLOW_CONN_ERPNET_DEFAULT", None)
 
-pytest_plugins = ["airflow_provider_erpnet.sandbox.pytest_plugin"] if (REPO / "airflow_provider_erpnet/sandbox/pytest_plugin.py").exists() else []
+pytest_plugins = (
+    ["airflow_provider_erpnet.sandbox.pytest_plugin"]
+    if (REPO / "airflow_provider_erpnet/sandbox/pytest_plugin.py").exists()
+    else []
+)
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 
@@ -64,6 +68,12 @@ def airflow_db() -> Path:
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     return AIRFLOW_HOME
+
+
+@pytest.fixture
+def airflow_cli(airflow_db: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """``airflow_cli(*args, env=...)`` runs this venv's ``airflow`` with the migrated test home."""
+    return run_airflow
 
 
 DagTest = Callable[..., subprocess.CompletedProcess]

@@ -1,0 +1,51 @@
+"""ErpNetHook against the sandbox over HTTP, with the connection taken from the environment."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from airflow_provider_erpnet.client.errors import ErpNetAuthError
+from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
+
+
+@pytest.fixture
+def hook(erpnet_sandbox, monkeypatch: pytest.MonkeyPatch) -> ErpNetHook:
+    monkeypatch.setenv("AIRFLOW_CONN_ERPNET_DEFAULT", erpnet_sandbox.connection_json())
+    hook = ErpNetHook()
+    yield hook
+    hook.close()
+
+
+def test_reading_methods_delegate_to_the_client(hook: ErpNetHook, erpnet_sandbox) -> None:
+    expected = [row["Id"] for row in erpnet_sandbox.dataset.rows("Crm_Sales_Customers")]
+    ids = [record["Id"] for record in hook.iter_records("Crm_Sales_Customers", select="Id", page_size=300)]
+    assert ids == expected
+    assert hook.count("Crm_Sales_Customers") == len(expected)
+    assert hook.get("Crm_Sales_Customers", expected[7], select="Id,Number")["Id"] == expected[7]
+    assert "Crm_Sales_Customers" in hook.metadata().entity_sets
+    pages = list(hook.iter_pages("General_Products_Products", page_size=40))
+    assert sum(len(page.records) for page in pages) == erpnet_sandbox.dataset.count(
+        "General_Products_Products"
+    )
+    assert erpnet_sandbox.stats()["tokens_issued"] == 1
+
+
+def test_test_connection_succeeds(hook: ErpNetHook) -> None:
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert "my.trusted.app/first" in message and "entity sets" in message
+
+
+def test_wrong_secret_fails_clearly_without_leaking(erpnet_sandbox, monkeypatch, caplog) -> None:
+    wrong = "wrong-secret-123456"
+    monkeypatch.setenv("AIRFLOW_CONN_ERPNET_DEFAULT", erpnet_sandbox.connection_json(secret=wrong))
+    caplog.set_level(logging.DEBUG)
+    ok, message = ErpNetHook().test_connection()
+    assert not ok
+    assert "invalid_client" in message and "secret" in message.lower()
+    with pytest.raises(ErpNetAuthError):
+        next(ErpNetHook().iter_records("Crm_Sales_Customers"))
+    assert wrong not in message
+    assert wrong not in caplog.text
