@@ -1,0 +1,258 @@
+"""OData query options and paging over an entity set.
+
+Paging is one strategy object (``Pager``) that decides which request fetches the next page, and
+one driver (``iter_pages``) that sends those requests and yields pages. The strategy:
+
+1. Page 1 is requested with the query's options and ``$top``.
+2. If the server sends ``@odata.nextLink`` (ERP.net 26.2+), it is followed verbatim, but only to
+   the configured API origin: the bearer token must never go to another host.
+3. If a full page comes back without a next link (older servers), the pager continues with
+   ``$skip`` on a stable order (``Id`` is appended to the order if missing). When that order
+   differs from the one page 1 used, page 1 is fetched again in that order before anything is
+   yielded, so every page comes from the same ordering.
+4. A short or empty page ends the stream, and so does a page without a next link once the server
+   has sent one (it omits the link only on the last page).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from .errors import ErpNetConfigError, ErpNetTransportError
+
+log = logging.getLogger(__name__)
+
+MAX_PAGE_SIZE = 1000
+# Options the pager owns; a caller setting them through ``params`` would break paging.
+_PAGING_OPTIONS = frozenset({"$top", "$skip", "$skiptoken"})
+_NAMED_OPTIONS = frozenset({"$filter", "$select", "$expand", "$orderby"})
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_entity_set(name: str) -> str:
+    """Return ``name`` if it can be an entity set; it becomes a URL path segment, so nothing else may."""
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        raise ErpNetConfigError(
+            f"{name!r} is not an entity set name; names look like 'Crm_Sales_Customers' "
+            "(letters, digits and underscores)."
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class ODataQuery:
+    """What to read from one entity set; ``select`` accepts ``"A,B"`` or a sequence of names."""
+
+    entity_set: str
+    filter: str | None = None
+    select: tuple[str, ...] | None = None
+    expand: str | None = None
+    orderby: str | None = None
+    page_size: int = MAX_PAGE_SIZE
+    params: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_entity_set(self.entity_set)
+        object.__setattr__(self, "select", normalise_select(self.select))
+        object.__setattr__(self, "params", dict(self.params))
+        if isinstance(self.page_size, bool) or not isinstance(self.page_size, int):
+            raise ErpNetConfigError(f"page_size must be an integer, got {self.page_size!r}.")
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ErpNetConfigError(
+                f"page_size {self.page_size} is out of range: use 1..{MAX_PAGE_SIZE} "
+                "(ERP.net recommends 1000 and advises against more)."
+            )
+        for name in self.params:
+            if name in _PAGING_OPTIONS:
+                raise ErpNetConfigError(
+                    f"{name} is managed by the pager; set page_size instead of passing {name} in params."
+                )
+            if name in _NAMED_OPTIONS:
+                raise ErpNetConfigError(
+                    f"{name} was passed in params; use the {name[1:]}= argument of the query instead."
+                )
+
+    def to_params(self) -> dict[str, str]:
+        """Query options for page 1."""
+        params: dict[str, str] = {}
+        if self.filter:
+            params["$filter"] = self.filter
+        if self.select:
+            params["$select"] = ",".join(self.select)
+        if self.expand:
+            params["$expand"] = self.expand
+        if self.orderby:
+            params["$orderby"] = self.orderby
+        params["$top"] = str(self.page_size)
+        params.update(self.params)
+        return params
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of records, as the server returned it."""
+
+    number: int  # 1-based
+    records: list[dict[str, Any]]
+    next_link: str | None
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """A request for one page: ``params`` is None when ``url`` is a next link sent verbatim."""
+
+    url: str
+    params: dict[str, str] | None
+
+
+class Pager:
+    """Paging strategy for one query: which request fetches each page, and when to stop."""
+
+    def __init__(self, api_url: str, query: ODataQuery) -> None:
+        self.api_url = api_url
+        self.query = query
+        self.url = urljoin(api_url, query.entity_set)
+        self._origin = _origin(api_url)
+        self._seen_links: set[str] = set()
+
+    def first(self) -> PageRequest:
+        """Request for page 1."""
+        return PageRequest(self.url, self.query.to_params())
+
+    def restart_in_stable_order(self, page: Page) -> PageRequest | None:
+        """If page 1 needs ``$skip`` paging in another order than it used, the request to redo it."""
+        if page.next_link is not None or len(page.records) < self.query.page_size:
+            return None
+        if stable_orderby(self.query.orderby) == self.query.orderby:
+            return None
+        return PageRequest(self.url, self._skip_params(0))
+
+    def next(self, page: Page, skip: int) -> PageRequest | None:
+        """Request for the page after ``page`` (``skip`` rows already read), or None at the end."""
+        if page.next_link is not None:
+            return PageRequest(self._checked_next_link(page.next_link, page.number), None)
+        if self._seen_links or len(page.records) < self.query.page_size:
+            # A server that sends next links omits one only on the last page.
+            return None
+        return PageRequest(self.url, self._skip_params(skip))
+
+    def _skip_params(self, skip: int) -> dict[str, str]:
+        params = self.query.to_params()
+        params["$orderby"] = stable_orderby(self.query.orderby)
+        if skip:
+            params["$skip"] = str(skip)
+        return params
+
+    def _checked_next_link(self, next_link: str, number: int) -> str:
+        link = urljoin(self.api_url, next_link)
+        origin = _origin(link)
+        if origin != self._origin:
+            raise ErpNetConfigError(
+                f"The server sent a next link for {self.query.entity_set} (page {number}) to "
+                f"{_show(origin)}, which is not the configured Domain API origin {_show(self._origin)}. "
+                "The access token is never sent to another origin; if the API really moved, set the "
+                "connection's Domain API URL to it."
+            )
+        if link in self._seen_links:
+            raise ErpNetTransportError(
+                f"The server sent the same next link twice for {self.query.entity_set} "
+                f"(after page {number}); stopping instead of reading pages forever.",
+                url=link,
+            )
+        self._seen_links.add(link)
+        return link
+
+
+def stable_orderby(orderby: str | None) -> str:
+    """An order that makes ``$skip`` paging deterministic: the caller's order with ``Id`` as tiebreak."""
+    if not orderby:
+        return "Id"
+    keys = {item.split()[0] for item in orderby.split(",") if item.strip()}
+    return orderby if "Id" in keys else f"{orderby},Id"
+
+
+FetchJson = Callable[[str, Mapping[str, str] | None], Any]
+
+
+def iter_pages(fetch_json: FetchJson, api_url: str, query: ODataQuery) -> Iterator[Page]:
+    """Yield the pages of ``query``, one in memory at a time.
+
+    ``fetch_json(url, params)`` sends an authenticated GET and returns the decoded body.
+    """
+    pager = Pager(api_url, query)
+    started = time.monotonic()
+    pages = rows = 0
+    finished = False
+    try:
+        page = _fetch(fetch_json, pager.first(), 1, query.entity_set)
+        redo = pager.restart_in_stable_order(page)
+        if redo is not None:
+            log.debug("%s: no next link on a full page 1; refetching it ordered by Id", query.entity_set)
+            page = _fetch(fetch_json, redo, 1, query.entity_set)
+        while True:
+            pages, rows = pages + 1, rows + len(page.records)
+            log.debug("%s: page %d, %d rows", query.entity_set, page.number, len(page.records))
+            yield page
+            request = pager.next(page, rows)
+            if request is None:
+                break
+            page = _fetch(fetch_json, request, page.number + 1, query.entity_set)
+        finished = True
+    finally:
+        log.info(
+            "%s: %s %d pages, %d rows in %.1f s",
+            query.entity_set,
+            "read" if finished else "stopped after",
+            pages,
+            rows,
+            time.monotonic() - started,
+        )
+
+
+def _fetch(fetch_json: FetchJson, request: PageRequest, number: int, entity_set: str) -> Page:
+    body = fetch_json(request.url, request.params)
+    records = body.get("value") if isinstance(body, dict) else None
+    if not isinstance(records, list):
+        raise ErpNetTransportError(
+            f"Page {number} of {entity_set} is not an OData collection (no 'value' list); "
+            "check that the Domain API URL points at the OData service root.",
+            url=request.url,
+        )
+    next_link = body.get("@odata.nextLink")
+    if next_link is not None and not isinstance(next_link, str):
+        raise ErpNetTransportError(
+            f"Page {number} of {entity_set} has a non-string @odata.nextLink.", url=request.url
+        )
+    return Page(number=number, records=records, next_link=next_link or None)
+
+
+def normalise_select(select: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    """``"A, B"`` or ``["A", "B"]`` -> ``("A", "B")``; the names are sent as given, no defaults added."""
+    if select is None:
+        return None
+    items = select.split(",") if isinstance(select, str) else list(select)
+    names = tuple(item.strip() for item in items if item.strip())
+    return names or None
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        raise ErpNetConfigError(f"URL {url!r} has an invalid port.") from None
+    if port is None:
+        port = {"http": 80, "https": 443}.get(scheme)
+    return scheme, (parts.hostname or ""), port
+
+
+def _show(origin: tuple[str, str, int | None]) -> str:
+    scheme, host, port = origin
+    return f"{scheme}://{host}:{port}"
