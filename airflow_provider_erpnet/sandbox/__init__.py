@@ -1,0 +1,179 @@
+"""A local ERP.net: identity server, Domain API over generated data, fault injection, admin endpoints.
+
+Tests and offline DAG development talk to it over real HTTP on 127.0.0.1::
+
+    with Sandbox(scale=1000) as sandbox:
+        os.environ["AIRFLOW_CONN_ERPNET_DEFAULT"] = sandbox.connection_json()
+        ...
+
+See docs/sandbox.md for the command line, the default trusted apps and the admin endpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_erpnet.sandbox.faults import FaultInjector, FaultSettings
+from airflow_provider_erpnet.sandbox.identity import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Identity, TrustedApp
+from airflow_provider_erpnet.sandbox.server import SandboxApp, SandboxHTTPServer
+
+if TYPE_CHECKING:
+    from airflow_provider_erpnet.sandbox.data import Dataset
+
+__all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_SECRET", "Sandbox", "TrustedApp"]
+
+
+class Sandbox:
+    """An ERP.net sandbox served in a background thread; use as a context manager or start()/stop().
+
+    ``apps`` are added to the default trusted apps (same ApplicationUri replaces a default).
+    """
+
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        scale: int = 1000,
+        seed: int = 0,
+        token_lifetime: int = 3600,
+        latency_ms: int = 0,
+        rate_429: float = 0.0,
+        retry_after: int = 1,
+        rate_503: float = 0.0,
+        rate_drop: float = 0.0,
+        rate_truncate: float = 0.0,
+        next_links: bool = True,
+        error_envelope: bool = True,
+        apps: Sequence[TrustedApp] | None = None,
+        verbose: bool = False,
+    ) -> None:
+        # Imported here so that importing the package (identity, faults) stays light.
+        from airflow_provider_erpnet.sandbox.data import Dataset
+        from airflow_provider_erpnet.sandbox.domain import DomainService
+
+        if not 0 <= port <= 65535:
+            raise ValueError(f"port must be 0 (any free port) or 1..65535, got {port}")
+        faults = FaultInjector(
+            FaultSettings(
+                latency_ms=latency_ms,
+                rate_429=rate_429,
+                retry_after=retry_after,
+                rate_503=rate_503,
+                rate_drop=rate_drop,
+                rate_truncate=rate_truncate,
+            ),
+            seed=seed,
+        )
+        identity = Identity(apps, token_lifetime=token_lifetime)
+        self._dataset = Dataset(scale=scale, seed=seed)
+        domain = DomainService(self._dataset, next_links=next_links, error_envelope=error_envelope)
+        self._app = SandboxApp(identity, domain, faults)
+        self._port = port
+        self._verbose = verbose
+        self._server: SandboxHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> Sandbox:
+        """Bind 127.0.0.1 and serve in a daemon thread; returns self."""
+        if self._server is not None:
+            raise RuntimeError("the sandbox is already running; stop() it before starting it again")
+        self._app.stopping.clear()
+        server = SandboxHTTPServer(self._port, self._app, verbose=self._verbose)
+        thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name=f"erpnet-sandbox-{server.server_port}",
+            daemon=True,
+        )
+        thread.start()
+        self._server, self._thread = server, thread
+        return self
+
+    def stop(self) -> None:
+        """Stop accepting, close open connections and the socket, join every server thread."""
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        server.shutdown()
+        self._app.stopping.set()
+        server.close_connections()
+        server.server_close()
+        thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (the instance root, i.e. the connection's host)."""
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running: call start() or use it as a context manager")
+        return self._app.base_url
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the sandbox is not running: call start() or use it as a context manager")
+        return self._server.server_port
+
+    @property
+    def identity_url(self) -> str:
+        return f"{self.base_url}/id"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}/api/domain/odata/"
+
+    @property
+    def dataset(self) -> Dataset:
+        return self._dataset
+
+    def connection(
+        self, client_id: str = DEFAULT_CLIENT_ID, secret: str = DEFAULT_SECRET, **extra: Any
+    ) -> dict[str, Any]:
+        """An Airflow connection (JSON form) to this sandbox; ``extra`` becomes the connection's extra."""
+        return {
+            "conn_type": "erpnet",
+            "host": self.base_url,
+            "login": client_id,
+            "password": secret,
+            "extra": extra,
+        }
+
+    def connection_json(
+        self, client_id: str = DEFAULT_CLIENT_ID, secret: str = DEFAULT_SECRET, **extra: Any
+    ) -> str:
+        """A ready value for ``AIRFLOW_CONN_ERPNET_DEFAULT``."""
+        return json.dumps(self.connection(client_id, secret, **extra))
+
+    def settings(self) -> dict[str, Any]:
+        """Current fault settings and switches, as ``GET /admin/faults`` shows them."""
+        return self._app.settings()
+
+    def set_faults(self, **changes: Any) -> dict[str, Any]:
+        """Change faults or switches at runtime (same names as the constructor); returns the new settings."""
+        return self._app.update_settings(changes)
+
+    def stats(self) -> dict[str, Any]:
+        return self._app.stats.snapshot()
+
+    def reset_stats(self) -> None:
+        self._app.stats.reset()
+
+    def revoke_tokens(self) -> int:
+        """Every token issued so far now gets 401; returns how many were still valid."""
+        return self._app.identity.revoke_all()

@@ -1,0 +1,180 @@
+"""Command line: ``erpnet-sandbox`` / ``python -m airflow_provider_erpnet.sandbox``.
+
+Serves a sandbox on 127.0.0.1 until SIGINT or SIGTERM, after printing what a user needs to point
+Airflow or curl at it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Sandbox, TrustedApp
+from airflow_provider_erpnet.sandbox.faults import check_count, check_rate
+
+
+def _checked(
+    check: Callable[[str, Any], Any],
+    convert: Callable[[str], Any],
+    minimum: int = 0,
+    maximum: int | None = None,
+) -> Callable[[str], Any]:
+    """An argparse ``type``: convert, apply a faults.py check and bounds; failures read as argparse errors."""
+
+    def parse(text: str) -> Any:
+        try:
+            value = convert(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {convert.__name__}") from exc
+        try:
+            check("the value", value)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+        if value < minimum or (maximum is not None and value > maximum):
+            upper = f" and at most {maximum}" if maximum is not None else ""
+            raise argparse.ArgumentTypeError(f"the value must be at least {minimum}{upper}, got {value}")
+        return value
+
+    return parse
+
+
+_rate = _checked(check_rate, float)
+_count = _checked(check_count, int)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="erpnet-sandbox",
+        description="Local ERP.net sandbox: identity server, Domain API (OData v4) over generated data, "
+        "fault injection. Listens on 127.0.0.1 only.",
+    )
+    parser.add_argument(
+        "--port", type=_checked(check_count, int, 0, 65535), default=8765, help="TCP port; 0 = any free port"
+    )
+    parser.add_argument(
+        "--scale", type=_checked(check_count, int, 1), default=1000, help="customers (rows scale)"
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed for generated data and fault draws")
+    parser.add_argument(
+        "--token-lifetime",
+        type=_checked(check_count, int, 1),
+        default=3600,
+        help="access token lifetime, seconds",
+    )
+    parser.add_argument("--latency-ms", type=_count, default=0, help="delay before each Domain API answer")
+    parser.add_argument("--rate-429", type=_rate, default=0.0, help="probability of 429 Too Many Requests")
+    parser.add_argument("--retry-after", type=_count, default=1, help="Retry-After seconds sent with 429")
+    parser.add_argument("--rate-503", type=_rate, default=0.0, help="probability of 503 Service Unavailable")
+    parser.add_argument(
+        "--rate-drop", type=_rate, default=0.0, help="probability of closing without an answer"
+    )
+    parser.add_argument("--rate-truncate", type=_rate, default=0.0, help="probability of a truncated body")
+    parser.add_argument("--no-next-links", action="store_true", help="behave like servers before 26.2")
+    parser.add_argument(
+        "--top-level-errors",
+        action="store_true",
+        help='errors as {"code", "message", ...} without {"error": ...}',
+    )
+    parser.add_argument(
+        "--apps", type=Path, help="JSON file: a list of extra trusted apps (ERP.net attribute names)"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log one line per request to stderr")
+    return parser
+
+
+def load_apps(path: Path) -> list[TrustedApp]:
+    """Extra trusted apps from a JSON list of objects with ERP.net attribute names (see docs/sandbox.md)."""
+    items = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(items, list):
+        raise ValueError("the file must hold a JSON list of trusted app objects")
+    return [TrustedApp.from_json(item) for item in items]
+
+
+def banner(sandbox: Sandbox, faults: dict[str, Any]) -> str:
+    active = ", ".join(f"{name}={value}" for name, value in faults.items() if value) or "none"
+    curl = " ".join(
+        [
+            "curl -s -X POST",
+            shlex.quote(f"{sandbox.identity_url}/connect/token"),
+            *(
+                f"-d {shlex.quote(f'{name}={value}')}"
+                for name, value in (
+                    ("client_id", DEFAULT_CLIENT_ID),
+                    ("client_secret", DEFAULT_SECRET),
+                    ("grant_type", "client_credentials"),
+                    ("scope", "read"),
+                )
+            ),
+        ]
+    )
+    return "\n".join(
+        [
+            f"ERP.net sandbox running at {sandbox.base_url}",
+            f"  identity server: {sandbox.identity_url}",
+            f"  Domain API:      {sandbox.api_url}",
+            f"  client id:       {DEFAULT_CLIENT_ID}",
+            f"  client secret:   {DEFAULT_SECRET}  (public sandbox secret)",
+            f"  faults:          {active}",
+            "Airflow connection:",
+            f"  export AIRFLOW_CONN_ERPNET_DEFAULT={shlex.quote(sandbox.connection_json())}",
+            "Token request (the vendor's sample):",
+            f"  {curl}",
+            "Stop with Ctrl+C.",
+        ]
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        apps = load_apps(args.apps) if args.apps else None
+    except (OSError, ValueError) as exc:
+        parser.error(f"--apps {args.apps}: {exc}")
+    sandbox = Sandbox(
+        port=args.port,
+        scale=args.scale,
+        seed=args.seed,
+        token_lifetime=args.token_lifetime,
+        latency_ms=args.latency_ms,
+        rate_429=args.rate_429,
+        retry_after=args.retry_after,
+        rate_503=args.rate_503,
+        rate_drop=args.rate_drop,
+        rate_truncate=args.rate_truncate,
+        next_links=not args.no_next_links,
+        error_envelope=not args.top_level_errors,
+        apps=apps,
+        verbose=args.verbose,
+    )
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        sandbox.start()
+    except OSError as exc:
+        parser.exit(
+            1,
+            f"erpnet-sandbox: cannot listen on 127.0.0.1:{args.port} ({exc.strerror}); "
+            "pick another --port or 0 for any free port\n",
+        )
+    try:
+        fault_names = ("latency_ms", "rate_429", "rate_503", "rate_drop", "rate_truncate")
+        print(banner(sandbox, {name: sandbox.settings()[name] for name in fault_names}), flush=True)
+        while not stop.wait(1.0):
+            continue
+    finally:
+        sandbox.stop()
+    print("ERP.net sandbox stopped.", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,418 @@
+"""The sandbox's HTTP side: routing, bearer checks, fault injection, admin endpoints and stats.
+
+Built on the stdlib ``http.server`` because faults need full control of the socket: a dropped
+connection answers nothing, a truncated body promises more bytes than it sends. ``SandboxApp``
+turns a request into a :class:`Reply` (pure logic); ``SandboxHTTPServer`` owns sockets and threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import sys
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from airflow_provider_erpnet.sandbox.faults import Fault, FaultInjector, check_count
+from airflow_provider_erpnet.sandbox.identity import Identity, InvalidToken, TokenError
+
+if TYPE_CHECKING:
+    from airflow_provider_erpnet.sandbox.domain import DomainResponse
+
+logger = logging.getLogger(__name__)
+
+API_ROOT = "/api/domain/odata/"
+JSON_TYPE = "application/json; charset=utf-8"
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+MAX_BODY_BYTES = 10 * 1024 * 1024
+SETTING_FLAGS = ("next_links", "error_envelope")
+
+
+class DomainAPI(Protocol):
+    """What the server needs from the Domain API logic (``sandbox.domain.DomainService``)."""
+
+    next_links: bool
+    error_envelope: bool
+
+    def handle(
+        self, method: str, path: str, query: str, *, base_url: str, scopes: frozenset[str]
+    ) -> DomainResponse: ...
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: str
+    headers: Mapping[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class Reply:
+    """An answer to write; ``fault`` DROP writes nothing, TRUNCATE cuts the body short."""
+
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    fault: Fault | None = None
+
+
+def json_reply(status: int, payload: Any, headers: Mapping[str, str] | None = None) -> Reply:
+    body = json.dumps(payload).encode("utf-8")
+    return Reply(status, {"Content-Type": JSON_TYPE, **(headers or {})}, body)
+
+
+class Stats:
+    """Thread-safe counters of what the sandbox issued and answered (see ``GET /admin/stats``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with self._lock:
+            self._tokens_by_client: Counter[str] = Counter()
+            self._token_errors: Counter[str] = Counter()
+            self._api_requests = 0
+            self._api_by_status: Counter[str] = Counter()
+            self._faults: Counter[str] = Counter({fault.value: 0 for fault in Fault})
+
+    def token_issued(self, client_id: str) -> None:
+        with self._lock:
+            self._tokens_by_client[client_id] += 1
+
+    def token_error(self, error: str) -> None:
+        with self._lock:
+            self._token_errors[error] += 1
+
+    def api_request(self) -> None:
+        with self._lock:
+            self._api_requests += 1
+
+    def api_status(self, status: int) -> None:
+        with self._lock:
+            self._api_by_status[str(status)] += 1
+
+    def fault(self, fault: Fault) -> None:
+        with self._lock:
+            self._faults[fault.value] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "tokens_issued": sum(self._tokens_by_client.values()),
+                "tokens_issued_by_client": dict(self._tokens_by_client),
+                "token_errors": dict(self._token_errors),
+                "api_requests": self._api_requests,
+                "api_by_status": dict(self._api_by_status),
+                "faults_injected": dict(self._faults),
+            }
+
+
+class SandboxApp:
+    """Routes requests to the identity server, the Domain API and the admin endpoints."""
+
+    def __init__(self, identity: Identity, domain: DomainAPI, faults: FaultInjector) -> None:
+        self.identity = identity
+        self.domain = domain
+        self.faults = faults
+        self.stats = Stats()
+        self.stopping = threading.Event()
+        self.base_url = "http://127.0.0.1"
+        self._settings_lock = threading.Lock()
+        self._routes: dict[str, dict[str, Callable[[Request], Reply]]] = {
+            "/id/.well-known/openid-configuration": {"GET": self._discovery},
+            "/id/.well-known/openid-configuration/jwks": {"GET": self._jwks},
+            "/id/connect/token": {"POST": self._token},
+            "/sys/auto-discovery": {"GET": self._auto_discovery},
+            "/admin/faults": {"GET": self._get_settings, "POST": self._post_settings},
+            "/admin/revoke-tokens": {"POST": self._revoke_tokens},
+            "/admin/stats": {"GET": self._get_stats},
+            "/admin/stats/reset": {"POST": self._reset_stats},
+        }
+
+    def bind(self, base_url: str) -> None:
+        """Called once the listening port is known: absolute URLs and the token issuer derive from it."""
+        self.base_url = base_url
+        self.identity.issuer = f"{base_url}/id"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.base_url}{API_ROOT}"
+
+    def handle(self, request: Request) -> Reply:
+        if request.path == API_ROOT.rstrip("/") or request.path.startswith(API_ROOT):
+            return self._domain_api(request)
+        methods = self._routes.get(request.path)
+        if methods is None:
+            return json_reply(
+                404, {"error": "not_found", "error_description": f"no endpoint at {request.path}"}
+            )
+        handler = methods.get(request.method)
+        if handler is None:
+            allowed = ", ".join(methods)
+            return json_reply(
+                405,
+                {"error": "method_not_allowed", "error_description": f"{request.path} accepts {allowed}"},
+                {"Allow": allowed},
+            )
+        return handler(request)
+
+    def settings(self) -> dict[str, Any]:
+        """Fault settings plus the runtime switches (``GET /admin/faults``)."""
+        return {
+            **self.faults.settings.as_dict(),
+            "next_links": self.domain.next_links,
+            "error_envelope": self.domain.error_envelope,
+            "token_lifetime": self.identity.token_lifetime,
+        }
+
+    def update_settings(self, changes: Mapping[str, Any]) -> dict[str, Any]:
+        """Apply any subset of :meth:`settings` all at once; ValueError (nothing applied) if one is bad."""
+        unknown = sorted(set(changes) - set(self.settings()))
+        if unknown:
+            raise ValueError(f"unknown setting(s) {unknown}; known: {sorted(self.settings())}")
+        fault_changes = {k: v for k, v in changes.items() if k not in (*SETTING_FLAGS, "token_lifetime")}
+        for flag in SETTING_FLAGS:
+            if flag in changes and not isinstance(changes[flag], bool):
+                raise ValueError(f"{flag} must be true or false, got {changes[flag]!r}")
+        if "token_lifetime" in changes and check_count("token_lifetime", changes["token_lifetime"]) < 1:
+            raise ValueError("token_lifetime must be at least 1 second")
+        with self._settings_lock:
+            self.faults.update(**fault_changes)
+            for flag in SETTING_FLAGS:
+                if flag in changes:
+                    setattr(self.domain, flag, changes[flag])
+            if "token_lifetime" in changes:
+                self.identity.token_lifetime = changes["token_lifetime"]
+            return self.settings()
+
+    def _domain_api(self, request: Request) -> Reply:
+        self.stats.api_request()
+        latency_ms = self.faults.settings.latency_ms
+        if latency_ms:
+            self.stopping.wait(latency_ms / 1000)
+        fault = self.faults.decide()
+        if fault is Fault.DROP:
+            self.stats.fault(fault)
+            return Reply(0, fault=fault)
+        if fault is Fault.THROTTLE:
+            retry_after = str(self.faults.settings.retry_after)
+            reply = self._api_error(
+                429, "TooManyRequests", "Too many requests: retry later", {"Retry-After": retry_after}
+            )
+        elif fault is Fault.UNAVAILABLE:
+            reply = self._api_error(503, "ServiceUnavailable", "The service is temporarily unavailable")
+        else:
+            reply = self._authorized(request)
+            if fault is Fault.TRUNCATE and reply.body:
+                reply = Reply(reply.status, reply.headers, reply.body, fault)
+            elif fault is Fault.TRUNCATE:
+                fault = None
+        if fault is not None:
+            self.stats.fault(fault)
+        self.stats.api_status(reply.status)
+        return reply
+
+    def _authorized(self, request: Request) -> Reply:
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return self._api_error(
+                401,
+                "Unauthorized",
+                "No bearer token: send 'Authorization: Bearer <access_token>' from /id/connect/token",
+                {"WWW-Authenticate": 'Bearer realm="ERP.net Domain API"'},
+            )
+        try:
+            access = self.identity.verify(token.strip())
+        except InvalidToken as exc:
+            challenge = f'Bearer error="invalid_token", error_description="{exc}"'
+            return self._api_error(401, "Unauthorized", str(exc), {"WWW-Authenticate": challenge})
+        path = unquote(request.path[len(API_ROOT) :])
+        answer = self.domain.handle(
+            request.method, path, request.query, base_url=self.api_url, scopes=access.scopes
+        )
+        return Reply(answer.status, answer.headers, answer.body)
+
+    def _api_error(
+        self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+    ) -> Reply:
+        error = {"code": code, "message": message, "type": "ErpNet.Sandbox.HttpError"}
+        payload = {"error": error} if self.domain.error_envelope else error
+        return json_reply(status, payload, {"OData-Version": "4.0", **(headers or {})})
+
+    def _discovery(self, request: Request) -> Reply:
+        return json_reply(200, self.identity.discovery())
+
+    def _jwks(self, request: Request) -> Reply:
+        return json_reply(200, self.identity.jwks())
+
+    def _token(self, request: Request) -> Reply:
+        try:
+            form = parse_qs(request.body.decode("utf-8"), keep_blank_values=True)
+            issued = self.identity.issue(
+                request.headers.get("Content-Type"), form, request.headers.get("Authorization")
+            )
+        except UnicodeDecodeError:
+            self.stats.token_error("invalid_request")
+            return json_reply(
+                400, {"error": "invalid_request", "error_description": "the body is not UTF-8"}, NO_STORE
+            )
+        except TokenError as exc:
+            self.stats.token_error(exc.error)
+            headers = dict(NO_STORE)
+            if exc.status == 401:
+                headers["WWW-Authenticate"] = 'Basic realm="ERP.net identity", error="invalid_client"'
+            return json_reply(exc.status, exc.body(), headers)
+        self.stats.token_issued(issued.client_id)
+        return json_reply(200, issued.body, NO_STORE)
+
+    def _auto_discovery(self, request: Request) -> Reply:
+        sites = [
+            {"Type": "ID", "Status": "Working", "Url": self.identity.issuer},
+            {
+                "Type": "DomainAPI",
+                "Status": "Working",
+                "Url": f"{self.base_url}/api",
+                "AdditionalProperties": {"ODataServiceRoot": self.api_url},
+            },
+        ]
+        return json_reply(200, {"WebSites": sites})
+
+    def _get_settings(self, request: Request) -> Reply:
+        return json_reply(200, self.settings())
+
+    def _post_settings(self, request: Request) -> Reply:
+        try:
+            changes = json.loads(request.body or b"{}")
+            if not isinstance(changes, dict):
+                raise ValueError('send a JSON object such as {"rate_429": 0.5}')
+            return json_reply(200, self.update_settings(changes))
+        except ValueError as exc:
+            return json_reply(400, {"error": "invalid_settings", "error_description": str(exc)})
+
+    def _revoke_tokens(self, request: Request) -> Reply:
+        return json_reply(200, {"revoked": self.identity.revoke_all()})
+
+    def _get_stats(self, request: Request) -> Reply:
+        return json_reply(200, self.stats.snapshot())
+
+    def _reset_stats(self, request: Request) -> Reply:
+        self.stats.reset()
+        return json_reply(200, self.stats.snapshot())
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """One keep-alive connection: reads a request, asks the app, writes (or sabotages) the reply."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
+    timeout = 120
+    server: SandboxHTTPServer
+
+    def do_GET(self) -> None:
+        body = self._read_body()
+        if body is None:
+            return
+        target = urlsplit(self.path)
+        request = Request(self.command, target.path, target.query, self.headers, body)
+        try:
+            reply = self.server.app.handle(request)
+        except Exception:
+            logger.exception("sandbox: unhandled error answering %s %s", self.command, target.path)
+            reply = json_reply(
+                500, {"error": "server_error", "error_description": "sandbox bug: see its log"}
+            )
+        self._write(reply)
+
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+
+    def _read_body(self) -> bytes | None:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            self._refuse(411, "send a Content-Length; chunked request bodies are not supported")
+            return None
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_BODY_BYTES:
+            self._refuse(400 if length < 0 else 413, f"Content-Length must be 0..{MAX_BODY_BYTES}")
+            return None
+        return self.rfile.read(length) if length else b""
+
+    def _refuse(self, status: int, message: str) -> None:
+        self.close_connection = True
+        self._write(json_reply(status, {"error": "invalid_request", "error_description": message}))
+
+    def _write(self, reply: Reply) -> None:
+        if reply.fault is Fault.DROP:
+            self.close_connection = True
+            return
+        self.send_response(reply.status)
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(reply.body)))
+        self.end_headers()
+        if reply.fault is Fault.TRUNCATE:
+            self.wfile.write(reply.body[: len(reply.body) // 2])
+            self.close_connection = True
+        else:
+            self.wfile.write(reply.body)
+
+    def version_string(self) -> str:
+        return "ERPnetSandbox/0.1"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+class SandboxHTTPServer(ThreadingHTTPServer):
+    """Threaded HTTP server on 127.0.0.1 that can close its open keep-alive connections on stop."""
+
+    daemon_threads = True
+    block_on_close = True
+
+    def __init__(self, port: int, app: SandboxApp, *, verbose: bool = False) -> None:
+        self.app = app
+        self.verbose = verbose
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+        super().__init__(("127.0.0.1", port), _Handler)
+        app.bind(f"http://127.0.0.1:{self.server_port}")
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._connections_lock:
+            self._connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._connections_lock:
+            self._connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Wake handler threads blocked on idle keep-alive connections so they can be joined."""
+        with self._connections_lock:
+            connections = list(self._connections)
+        for connection in connections:
+            # The handler may have closed it in the meantime: nothing left to do then.
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            logger.debug(
+                "sandbox: connection from port %s ended: %s", client_address[1], type(error).__name__
+            )
+        else:
+            logger.exception("sandbox: error on connection from port %s", client_address[1])
