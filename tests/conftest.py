@@ -88,8 +88,8 @@ def dag_test(airflow_db: Path) -> Iterator[DagTest]:
     ) -> subprocess.CompletedProcess:
         args = ["dags", "test", dag_id] + ([logical_date] if logical_date else [])
         result = run_airflow(*args, env=env, timeout=timeout)
-        output = result.stdout + result.stderr
-        if result.returncode != 0 or "state=failed" in output.replace(" ", ""):
+        if result.returncode != 0:
+            output = result.stdout + result.stderr
             raise AssertionError(
                 f"airflow dags test {dag_id} failed (exit {result.returncode}):\n{output[-6000:]}"
             )
