@@ -1,0 +1,351 @@
+"""Client-credentials access tokens for ERP.net, fetched as rarely as possible.
+
+Each token ERP.net issues takes a licence slot once it is used, so tokens are shared: a
+process-wide memory cache serves every provider with the same key, a file cache serves other
+processes on the machine, and concurrent callers wait for one refresh instead of each fetching.
+Tokens are refreshed before they expire (see :attr:`CachedToken.refresh_margin`) and dropped after
+a 401 only if no one replaced them yet, so a burst of 401s costs one new token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Callable
+
+import requests
+
+from . import jsonutil
+from .errors import ErpNetAuthError, ErpNetTransportError
+from .retry import (
+    RETRY_STATUSES,
+    RetriesExhausted,
+    RetryableStatus,
+    call_with_retries,
+    host_of,
+    network_error,
+    read_body,
+    safe_url,
+)
+from .settings import ErpNetSettings
+from .token_cache import CachedToken, FileTokenCache, TokenKey
+
+log = logging.getLogger(__name__)
+
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+FALLBACK_TOKEN_PATH = "/connect/token"
+DEFAULT_LIFETIME = 300.0
+MAX_SERVER_TEXT = 500
+
+_secret_masker: Callable[[str], None] | None = None
+
+
+def set_secret_masker(callback: Callable[[str], None] | None) -> None:
+    """Install a callback that every secret and token passes through before anything can log it.
+
+    The Airflow hook installs ``mask_secret``; the client core itself imports no Airflow.
+    """
+    global _secret_masker
+    _secret_masker = callback
+
+
+def _mask(value: str) -> None:
+    if _secret_masker is not None and value:
+        _secret_masker(value)
+
+
+def _fingerprint(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class _MemoryCache:
+    """Process-wide tokens by key, one lock per key, and fingerprints of tokens the API rejected."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[TokenKey, threading.Lock] = {}
+        self._tokens: dict[TokenKey, CachedToken] = {}
+        self._rejected: dict[TokenKey, set[str]] = {}
+
+    def lock(self, key: TokenKey) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def get(self, key: TokenKey) -> CachedToken | None:
+        return self._tokens.get(key)
+
+    def put(self, key: TokenKey, token: CachedToken) -> None:
+        self._tokens[key] = token
+
+    def reject(self, key: TokenKey, token: str) -> bool:
+        """Remember ``token`` as refused; drop it if it is still the cached one. Hold the key's lock."""
+        self._rejected.setdefault(key, set()).add(_fingerprint(token))
+        current = self._tokens.get(key)
+        if current is not None and current.access_token == token:
+            del self._tokens[key]
+            return True
+        return False
+
+    def is_rejected(self, key: TokenKey, token: str) -> bool:
+        return _fingerprint(token) in self._rejected.get(key, ())
+
+    def clear(self) -> None:
+        with self._guard:
+            self._tokens.clear()
+            self._rejected.clear()
+
+    def reset_locks(self) -> None:
+        """After fork: a lock held by a thread of the parent would never be released in the child."""
+        self._guard = threading.Lock()
+        self._locks = {}
+
+
+_MEMORY = _MemoryCache()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_MEMORY.reset_locks)
+
+
+def clear_memory_cache() -> None:
+    """Forget every token held in this process (tests; long-lived processes after a secret change)."""
+    _MEMORY.clear()
+
+
+class TokenProvider:
+    """Hands out a valid access token for one trusted application, fetching one only when needed."""
+
+    def __init__(self, settings: ErpNetSettings, session: requests.Session) -> None:
+        self._settings = settings
+        self._session = session
+        self._endpoint: str | None = None
+        self._endpoint_lock = threading.Lock()
+        self._file_cache = FileTokenCache(settings.token_cache_dir) if settings.token_file_cache else None
+        self._last_masked: str | None = None
+        self.tokens_requested = 0
+        self.retries = 0
+        _mask(settings.client_secret)
+
+    @property
+    def token_endpoint(self) -> str:
+        """The identity server's token endpoint, read from its discovery document once."""
+        if self._endpoint is None:
+            with self._endpoint_lock:
+                if self._endpoint is None:
+                    self._endpoint = self._discover()
+        return self._endpoint
+
+    def token(self) -> str:
+        """A token with more than the refresh margin left: from memory, the file cache, or the server."""
+        key = self._key()
+        cached = _MEMORY.get(key)
+        if cached is None or not cached.is_fresh():
+            with _MEMORY.lock(key):
+                cached = _MEMORY.get(key)
+                if cached is None or not cached.is_fresh():
+                    cached = self._obtain(key)
+                    _MEMORY.put(key, cached)
+        if cached.access_token != self._last_masked:
+            _mask(cached.access_token)
+            self._last_masked = cached.access_token
+        return cached.access_token
+
+    def invalidate(self, token: str) -> None:
+        """After a 401 with ``token``: drop it unless another caller already replaced it."""
+        key = self._key()
+        with _MEMORY.lock(key):
+            if _MEMORY.reject(key, token):
+                log.info("Access token rejected by the API; the next request fetches a new one.")
+
+    def _key(self) -> TokenKey:
+        s = self._settings
+        return TokenKey.build(self.token_endpoint, s.client_id, s.scope, s.client_secret)
+
+    def _obtain(self, key: TokenKey) -> CachedToken:
+        cache = self._file_cache
+        if cache is None or not cache.usable:
+            return self._request_token()
+        with cache.locked(key):
+            cached = cache.load(key)
+            if cached is not None and cached.is_fresh() and not _MEMORY.is_rejected(key, cached.access_token):
+                log.debug("Reusing a cached token with %.0f s left.", cached.expires_at - time.time())
+                return cached
+            token = self._request_token()
+            cache.store(key, token)
+            return token
+
+    def _count_retry(self) -> None:
+        self.retries += 1
+
+    def _call(self, send: Callable[[], requests.Response], url: str) -> requests.Response:
+        """Send under the retry policy; exhausted retries become an identity-server error."""
+        try:
+            return call_with_retries(
+                self._settings, send, target=f"identity server {host_of(url)}", on_retry=self._count_retry
+            )
+        except RetriesExhausted as exc:
+            if isinstance(exc.last, RetryableStatus):
+                raise ErpNetTransportError(
+                    f"The ERP.net identity server at {host_of(url)} answered "
+                    f"{exc.last.response.status_code} to {exc.attempts} attempts in a row; it is "
+                    "overloaded or throttling this client. Try again later.",
+                    url=safe_url(url),
+                ) from None
+            raise network_error(
+                exc, url, self._settings, service="identity server", setting="identity_url"
+            ) from None
+        except requests.RequestException as exc:
+            raise network_error(
+                exc, url, self._settings, service="identity server", setting="identity_url"
+            ) from None
+
+    def _send(self, method: str, url: str, data: dict[str, str] | None = None) -> requests.Response:
+        s = self._settings
+        response = self._session.request(
+            method,
+            url,
+            data=data,
+            headers={"Accept": "application/json"},
+            timeout=(s.connect_timeout, s.read_timeout),
+            verify=s.verify,
+            stream=True,
+        )
+        read_body(response)
+        if response.status_code in RETRY_STATUSES:
+            raise RetryableStatus(response)
+        return response
+
+    def _discover(self) -> str:
+        identity = self._settings.resolved_identity_url
+        url = identity + DISCOVERY_PATH
+        response = self._call(lambda: self._send("GET", url), url)
+        if response.status_code == 404:
+            log.info("The identity server has no discovery document; using %s.", FALLBACK_TOKEN_PATH)
+            return identity + FALLBACK_TOKEN_PATH
+        endpoint = None
+        if response.ok:
+            document = _json_or_none(response)
+            endpoint = document.get("token_endpoint") if isinstance(document, dict) else None
+        if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
+            raise self._not_identity_server(url, response)
+        return endpoint
+
+    def _request_token(self) -> CachedToken:
+        s = self._settings
+        endpoint = self.token_endpoint
+        form = {
+            "client_id": s.client_id,
+            "client_secret": s.client_secret,
+            "grant_type": "client_credentials",
+        }
+        if s.scope:
+            form["scope"] = s.scope
+        started = time.time()
+        response = self._call(lambda: self._send("POST", endpoint, form), endpoint)
+        body = _json_or_none(response)
+        if not response.ok:
+            if isinstance(body, dict) and isinstance(body.get("error"), str):
+                raise self._oauth_error(body, response.status_code)
+            raise self._not_identity_server(endpoint, response)
+        access_token = body.get("access_token") if isinstance(body, dict) else None
+        if not isinstance(access_token, str) or not access_token:
+            raise self._not_identity_server(endpoint, response)
+        _mask(access_token)
+        lifetime = _lifetime(body.get("expires_in"))
+        self.tokens_requested += 1
+        log.info(
+            "Fetched an access token from %s, valid for %.0f s (%d fetched by this provider).",
+            host_of(endpoint),
+            lifetime,
+            self.tokens_requested,
+        )
+        granted = body.get("scope")
+        return CachedToken(
+            access_token=access_token,
+            expires_at=started + lifetime,
+            lifetime=lifetime,
+            scope=granted if isinstance(granted, str) else s.scope,
+            token_endpoint=endpoint,
+            client_id=s.client_id,
+        )
+
+    def _not_identity_server(self, url: str, response: requests.Response) -> ErpNetTransportError:
+        content_type = response.headers.get("Content-Type") or "no content type"
+        return ErpNetTransportError(
+            f"{safe_url(url)} answered {response.status_code} ({content_type}), which is not what an "
+            "ERP.net identity server sends. Check the host (instance_url) and identity_url: the identity "
+            "server usually lives at https://<instance>/id.",
+            url=safe_url(url),
+        )
+
+    def _oauth_error(self, body: dict, status: int) -> ErpNetAuthError:
+        s = self._settings
+        error = body["error"]
+        description = body.get("error_description")
+        said = (
+            f"{error}: {self._scrub(description)}" if isinstance(description, str) and description else error
+        )
+        return ErpNetAuthError(
+            f"The ERP.net identity server at {host_of(self.token_endpoint)} refused a token for client "
+            f"{s.client_id!r} ({said}). {_oauth_hint(error, s.scope)}",
+            error=error,
+            status=status,
+        )
+
+    def _scrub(self, text: str) -> str:
+        """Server text, shortened, with the secret cut out should a server ever echo it."""
+        return text.replace(self._settings.client_secret, "***")[:MAX_SERVER_TEXT]
+
+
+def _oauth_hint(error: str, scope: str | None) -> str:
+    if error == "invalid_client":
+        return (
+            "Check that the connection login is the trusted application's ApplicationUri and the "
+            "password its secret, and that the trusted application IsEnabled and its ClientType is "
+            "Confidential."
+        )
+    if error == "unauthorized_client":
+        return (
+            "The trusted application must allow service logins: set SystemUserAllowed and choose a "
+            "SystemUser for it."
+        )
+    if error == "invalid_scope":
+        asked = f"The requested scope {scope!r}" if scope else "The default scope"
+        return (
+            f"{asked} is not allowed by the trusted application's Scope attribute: request only scopes "
+            "listed there (e.g. 'read'), or leave the scope empty to get all of them."
+        )
+    if error == "unsupported_grant_type":
+        return (
+            "The server does not accept the client_credentials grant here: check that identity_url "
+            "points at ERP.net's identity server and that the trusted application is a confidential "
+            "service application."
+        )
+    if error == "invalid_request":
+        return (
+            "The server found the token request malformed (a field missing or repeated): check that "
+            "identity_url points at ERP.net's identity server and that the login and password have no "
+            "stray characters."
+        )
+    return "See the identity server's message; check the trusted application's settings in ERP.net."
+
+
+def _json_or_none(response: requests.Response) -> object:
+    try:
+        return jsonutil.loads(response.content)
+    except ValueError:
+        return None
+
+
+def _lifetime(expires_in: object) -> float:
+    """Seconds from the ``expires_in`` field; a conservative default when a server omits it."""
+    try:
+        seconds = 0.0 if isinstance(expires_in, bool) else float(expires_in)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        seconds = 0.0
+    if 0 < seconds < math.inf:
+        return seconds
+    log.warning("The token answer has no usable expires_in; assuming %.0f s.", DEFAULT_LIFETIME)
+    return DEFAULT_LIFETIME

@@ -1,0 +1,26 @@
+"""JSON decoding that keeps ERP.net amounts exact.
+
+ERP.net sends amounts and quantities as JSON numbers with up to 18 significant digits; a float
+would silently round them. msgspec hands ``float_hook`` the number's original text, so
+``Decimal`` keeps every digit (and trailing zeros); integers stay ``int``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+
+_DECODER = msgspec.json.Decoder(float_hook=Decimal)
+_UTF8_BOM = b"\xef\xbb\xbf"
+
+
+def loads(data: bytes | str) -> Any:
+    """Decode a JSON document; numbers with a fraction or exponent become ``Decimal``.
+
+    Raises ``ValueError`` (``msgspec.DecodeError``) when ``data`` is not valid JSON.
+    """
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    return _DECODER.decode(data.removeprefix(_UTF8_BOM))

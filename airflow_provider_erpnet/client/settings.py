@@ -1,0 +1,93 @@
+"""Everything an ERP.net client needs, validated once so later code can trust it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from airflow_provider_erpnet import __version__
+
+from .errors import ErpNetConfigError
+
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class ErpNetSettings:
+    """Connection settings of one ERP.net instance and trusted application.
+
+    ``client_secret`` is left out of ``repr`` so settings can be logged or shown in tracebacks.
+    Unset URLs resolve to the standard ERP.net layout under ``instance_url``.
+    """
+
+    instance_url: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    scope: str | None = None
+    identity_url: str | None = None
+    api_url: str | None = None
+    connect_timeout: float = 10.0
+    read_timeout: float = 120.0
+    verify: bool | str = True
+    page_size: int = MAX_PAGE_SIZE
+    token_file_cache: bool = True
+    token_cache_dir: str | None = None
+    max_attempts: int = 8
+    max_wait: float = 60.0
+
+    def __post_init__(self) -> None:
+        _check_url("instance_url", self.instance_url)
+        for name in ("identity_url", "api_url"):
+            value = getattr(self, name)
+            if value is not None:
+                _check_url(name, value)
+        if not self.client_id or not self.client_id.strip():
+            raise ErpNetConfigError(
+                "client_id is empty: set it to the trusted application's ApplicationUri, "
+                "e.g. my.trusted.app/first."
+            )
+        if not self.client_secret:
+            raise ErpNetConfigError("client_secret is empty: set it to the trusted application's secret.")
+        if not 1 <= self.page_size <= MAX_PAGE_SIZE:
+            raise ErpNetConfigError(
+                f"page_size must be between 1 and {MAX_PAGE_SIZE} (ERP.net's recommended maximum), "
+                f"got {self.page_size}."
+            )
+        for name in ("connect_timeout", "read_timeout"):
+            if not getattr(self, name) > 0:
+                raise ErpNetConfigError(
+                    f"{name} must be a positive number of seconds, got {getattr(self, name)}."
+                )
+        if self.max_attempts < 1:
+            raise ErpNetConfigError(f"max_attempts must be at least 1 (no retries), got {self.max_attempts}.")
+        if not self.max_wait >= 0:
+            raise ErpNetConfigError(f"max_wait must be zero or more seconds, got {self.max_wait}.")
+
+    @property
+    def resolved_identity_url(self) -> str:
+        """Identity server root without a trailing slash, e.g. ``https://x.my.erp.net/id``."""
+        return (self.identity_url or f"{self.instance_url.rstrip('/')}/id").rstrip("/")
+
+    @property
+    def resolved_api_url(self) -> str:
+        """OData service root, always ending with "/" so entity sets join onto it."""
+        url = self.api_url or f"{self.instance_url.rstrip('/')}/api/domain/odata/"
+        return url if url.endswith("/") else f"{url}/"
+
+    @property
+    def user_agent(self) -> str:
+        """Sent with every request so ERP.net administrators can tell where calls come from."""
+        return f"airflow-provider-erpnet/{__version__}"
+
+
+def _check_url(name: str, value: str) -> None:
+    parts = urlsplit(value or "")
+    if "@" in parts.netloc:
+        raise ErpNetConfigError(
+            f"{name} must not contain credentials (user:password@); put the trusted application's "
+            "ApplicationUri in client_id and its secret in client_secret."
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ErpNetConfigError(
+            f"{name} must be an http(s) URL with a host, e.g. https://demodb.my.erp.net; got {value!r}."
+        )

@@ -1,0 +1,271 @@
+"""Authenticated GETs against the ERP.net Domain API, with retries and readable errors.
+
+One ``requests.Session`` per transport; every request carries the connect/read timeouts, streams
+its body and reads it completely inside the retry policy, so a connection dropped mid-body is
+retried like a dropped connection. Tokens travel only in the Authorization header and only to the
+configured API origin.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+from . import jsonutil
+from .auth import TokenProvider
+from .errors import ErpNetApiError, ErpNetAuthError, ErpNetConfigError, ErpNetTransportError
+from .retry import (
+    RETRY_STATUSES,
+    RetriesExhausted,
+    RetryableStatus,
+    TruncatedBody,
+    call_with_retries,
+    declared_length_mismatch,
+    host_of,
+    network_error,
+    read_body,
+    safe_url,
+)
+from .settings import ErpNetSettings
+
+log = logging.getLogger(__name__)
+
+MAX_SERVER_TEXT = 1000
+
+_STATUS_HINTS = {
+    400: "ERP.net rejected the query: check $filter/$select/$expand/$orderby syntax (ERP.net filters "
+    "support eq, ge, le, and, in and contains/startswith/endswith, not 'or').",
+    403: "The token lacks the scope for this request: check the trusted application's Scope and the "
+    "connection's scope (reading needs 'read').",
+    404: "Unknown entity set or no entity with that id: check the name against $metadata (ERP.net "
+    "renames entity sets between versions).",
+    500: "ERP.net raised a domain error; its message above says which.",
+}
+
+Decode = Callable[[requests.Response, str], Any]
+
+
+@dataclass(frozen=True)
+class _Answer:
+    response: requests.Response
+    token: str
+    value: Any
+
+
+class Transport:
+    """Sends authenticated GETs to the Domain API; see the module docstring for the guarantees."""
+
+    def __init__(self, settings: ErpNetSettings, *, session: requests.Session | None = None) -> None:
+        self.settings = settings
+        self._owns_session = session is None
+        self.session = session if session is not None else requests.Session()
+        self.session.headers["User-Agent"] = settings.user_agent
+        self.session.verify = settings.verify
+        self.auth = TokenProvider(settings, self.session)
+        self.retries = 0
+        self._api_origin = _origin(settings.resolved_api_url)
+
+    def get(
+        self,
+        url: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        entity_set: str | None = None,
+        accept: str = "application/json",
+    ) -> requests.Response:
+        """GET ``url`` (absolute, or relative to the API root) and return the fully read answer.
+
+        Retries connection errors, cut-off bodies and 429/502/503/504 (honouring Retry-After),
+        refreshes the token once on 401; any other non-2xx raises :class:`ErpNetApiError`.
+        """
+        return self._request(url, params, entity_set, accept, None).response
+
+    def get_json(
+        self, url: str, params: Mapping[str, str] | None = None, *, entity_set: str | None = None
+    ) -> Any:
+        """Like :meth:`get`, decoded; non-integer numbers become ``decimal.Decimal``."""
+        return self._request(url, params, entity_set, "application/json", _decode_json).value
+
+    def close(self) -> None:
+        """Release pooled connections (only of a session this transport created)."""
+        if self._owns_session:
+            self.session.close()
+
+    def __enter__(self) -> Transport:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _request(
+        self,
+        url: str,
+        params: Mapping[str, str] | None,
+        entity_set: str | None,
+        accept: str,
+        decode: Decode | None,
+    ) -> _Answer:
+        full_url = self._resolve(url, params)
+        target = f"GET {entity_set or urlsplit(full_url).path}"
+        started = time.monotonic()
+        answer = self._send_with_retries(full_url, accept, decode, target, entity_set)
+        if answer.response.status_code == 401:
+            log.info("%s: 401 from the API; fetching a new token and trying once more.", target)
+            self.auth.invalidate(answer.token)
+            answer = self._send_with_retries(full_url, accept, decode, target, entity_set)
+            if answer.response.status_code == 401:
+                raise self._unauthorized(entity_set)
+        response = answer.response
+        if not response.ok:
+            raise _api_error(response, entity_set, full_url)
+        if "html" not in accept and _is_html(response):
+            raise _not_domain_api(full_url, response)
+        log.debug(
+            "%s: %d, %d bytes in %.2f s",
+            target,
+            response.status_code,
+            len(response.content),
+            time.monotonic() - started,
+        )
+        return answer
+
+    def _send_with_retries(
+        self, url: str, accept: str, decode: Decode | None, target: str, entity_set: str | None
+    ) -> _Answer:
+        def attempt() -> _Answer:
+            token = self.auth.token()
+            response = self.session.get(
+                url,
+                headers={"Authorization": f"Bearer {token}", "Accept": accept},
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+                verify=self.settings.verify,
+                stream=True,
+            )
+            read_body(response)
+            if response.status_code in RETRY_STATUSES:
+                raise RetryableStatus(response)
+            value = decode(response, url) if decode is not None and response.ok else None
+            return _Answer(response, token, value)
+
+        try:
+            return call_with_retries(self.settings, attempt, target=target, on_retry=self._count_retry)
+        except RetriesExhausted as exc:
+            if isinstance(exc.last, RetryableStatus):
+                raise _api_error(exc.last.response, entity_set, url, attempts=exc.attempts) from None
+            raise network_error(exc, url, self.settings, service="Domain API", setting="api_url") from None
+        except requests.RequestException as exc:
+            raise network_error(exc, url, self.settings, service="Domain API", setting="api_url") from None
+
+    def _count_retry(self) -> None:
+        self.retries += 1
+
+    def _resolve(self, url: str, params: Mapping[str, str] | None) -> str:
+        """Absolute URL with the query applied; refuses any origin but the API's (token leak)."""
+        joined = urljoin(self.settings.resolved_api_url, url)
+        full = str(requests.Request("GET", joined, params=params).prepare().url)
+        if _origin(full) != self._api_origin:
+            raise ErpNetConfigError(
+                f"Refusing to send the access token to {host_of(full)}: it is not the configured Domain "
+                f"API origin {host_of(self.settings.resolved_api_url)}. If the API moved, set api_url."
+            )
+        return full
+
+    def _unauthorized(self, entity_set: str | None) -> ErpNetAuthError:
+        what = f" for {entity_set}" if entity_set else ""
+        return ErpNetAuthError(
+            f"The ERP.net Domain API at {host_of(self.settings.resolved_api_url)} answered 401{what} even "
+            f"with a freshly issued token for client {self.settings.client_id!r}. Check that identity_url "
+            "and api_url belong to the same ERP.net instance and that the trusted application's "
+            "SystemUser is an active user.",
+            error="invalid_token",
+            status=401,
+        )
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    default_port = {"http": 80, "https": 443}.get(parts.scheme)
+    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
+
+
+def _is_html(response: requests.Response) -> bool:
+    return "html" in response.headers.get("Content-Type", "").lower()
+
+
+def _decode_json(response: requests.Response, url: str) -> Any:
+    try:
+        return jsonutil.loads(response.content)
+    except ValueError:
+        if declared_length_mismatch(response):
+            raise TruncatedBody(
+                f"{len(response.content)} bytes, declared {response.headers['Content-Length']}"
+            ) from None
+        raise _not_domain_api(url, response) from None
+
+
+def _not_domain_api(url: str, response: requests.Response) -> ErpNetTransportError:
+    content_type = response.headers.get("Content-Type") or "no content type"
+    return ErpNetTransportError(
+        f"{safe_url(url)} answered {response.status_code} with {content_type} instead of OData JSON: it "
+        "does not look like the ERP.net Domain API (a login page or a proxy?). Check the host "
+        "(instance_url) and api_url: the OData service root is usually "
+        "https://<instance>/api/domain/odata/.",
+        url=safe_url(url),
+    )
+
+
+def _api_error(
+    response: requests.Response, entity_set: str | None, url: str, *, attempts: int | None = None
+) -> ErpNetApiError:
+    """Map a non-2xx answer to ErpNetApiError, reading either of ERP.net's error envelopes."""
+    status = response.status_code
+    code, server_message, error_type = _error_fields(response)
+    if server_message is None and _is_html(response):
+        server_message = "an HTML page instead of an OData error (check the host and api_url)"
+    said = server_message or "no error message"
+    details = ", ".join(
+        part for part in (f"code {code}" if code else "", f"type {error_type}" if error_type else "") if part
+    )
+    if details:
+        said = f"{said} ({details})"
+    subject = entity_set or "the request"
+    if attempts is not None:
+        hint = f"Gave up after {attempts} attempts; the last answer was {status}. Try again later."
+    else:
+        hint = _STATUS_HINTS.get(status, "")
+    return ErpNetApiError(
+        f"ERP.net Domain API answered {status} for {subject} ({safe_url(url)}): {said}. {hint}".rstrip(),
+        status=status,
+        code=code,
+        error_type=error_type,
+        server_message=server_message,
+        entity_set=entity_set,
+        url=safe_url(url),
+    )
+
+
+def _error_fields(response: requests.Response) -> tuple[str | None, str | None, str | None]:
+    """(code, message, type) from ``{"error": {...}}`` or a top-level ``{"message", ...}`` body."""
+    try:
+        body = jsonutil.loads(response.content)
+    except ValueError:
+        return None, None, None
+    if not isinstance(body, dict):
+        return None, None, None
+    inner = body["error"] if isinstance(body.get("error"), dict) else body
+    message = inner.get("message")
+    if isinstance(message, dict):  # OData v3 style {"lang": ..., "value": ...}
+        message = message.get("value")
+    return _text(inner.get("code")), _text(message), _text(inner.get("type"))
+
+
+def _text(value: object) -> str | None:
+    if value is None or value == "":
+        return None
+    return str(value)[:MAX_SERVER_TEXT]
