@@ -84,42 +84,30 @@ class TrustedApp:
 
         ``ApplicationSecret`` (a plain secret) is accepted instead of the hash for convenience.
         """
-        known = {
-            "ApplicationUri",
-            "ApplicationSecretHash",
-            "ApplicationSecret",
-            "Name",
-            "IsEnabled",
-            "ClientType",
-            "SystemUserAllowed",
-            "SystemUser",
-            "Scope",
-        }
-        unknown = sorted(set(item) - known)
-        if unknown:
-            raise ValueError(f"trusted app: unknown attribute(s) {unknown}; known: {sorted(known)}")
         uri = item.get("ApplicationUri")
         if not isinstance(uri, str) or not uri:
             raise ValueError("trusted app: ApplicationUri (a non-empty string) is required")
+        item = dict(item)
         if ("ApplicationSecret" in item) == ("ApplicationSecretHash" in item):
             raise ValueError(
                 f"trusted app {uri!r}: give exactly one of ApplicationSecret or ApplicationSecretHash"
             )
-        secret_hash = (
-            hash_secret(str(item["ApplicationSecret"]))
-            if "ApplicationSecret" in item
-            else str(item["ApplicationSecretHash"])
-        )
-        return cls(
-            application_uri=uri,
-            secret_hash=secret_hash,
-            name=str(item.get("Name", "")),
-            is_enabled=bool(item.get("IsEnabled", True)),
-            client_type=str(item.get("ClientType", "Confidential")),
-            system_user_allowed=bool(item.get("SystemUserAllowed", True)),
-            system_user=item.get("SystemUser", "sandbox.user@example.com"),
-            scope=str(item.get("Scope", "read update")),
-        )
+        if "ApplicationSecret" in item:
+            secret = item.pop("ApplicationSecret")
+            if not isinstance(secret, str) or not secret:
+                raise ValueError(f"trusted app {uri!r}: ApplicationSecret must be a non-empty string")
+            item["ApplicationSecretHash"] = hash_secret(secret)
+        unknown = sorted(set(item) - set(_JSON_ATTRIBUTES))
+        if unknown:
+            known = sorted({*_JSON_ATTRIBUTES, "ApplicationSecret"})
+            raise ValueError(f"trusted app {uri!r}: unknown attribute(s) {unknown}; known: {known}")
+        attributes = {}
+        for key, value in item.items():
+            name, kind = _JSON_ATTRIBUTES[key]
+            if not isinstance(value, kind):
+                raise ValueError(f"trusted app {uri!r}: {key} has the wrong type ({value!r})")
+            attributes[name] = value
+        return cls(**attributes)
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -127,6 +115,18 @@ class TrustedApp:
 
     def secret_matches(self, secret: str) -> bool:
         return hmac.compare_digest(hash_secret(secret).encode("ascii"), self.secret_hash.encode("ascii"))
+
+
+_JSON_ATTRIBUTES: dict[str, tuple[str, type | tuple[type, ...]]] = {
+    "ApplicationUri": ("application_uri", str),
+    "ApplicationSecretHash": ("secret_hash", str),
+    "Name": ("name", str),
+    "IsEnabled": ("is_enabled", bool),
+    "ClientType": ("client_type", str),
+    "SystemUserAllowed": ("system_user_allowed", bool),
+    "SystemUser": ("system_user", (str, type(None))),
+    "Scope": ("scope", str),
+}
 
 
 def default_apps() -> tuple[TrustedApp, ...]:
