@@ -223,8 +223,12 @@ def network_error(
         text = (
             f"The ERP.net {service} at {host} accepted the connection but the read timed out after "
             f"{settings.read_timeout:g} s ({tries}). If the server is slow for this request, raise "
-            "read_timeout (connection extra 'timeout'), or make the query lighter (smaller page_size, "
-            "fewer $expand)."
+            "read_timeout (connection extra 'timeout')"
+            + (
+                ", or make the query lighter (smaller page_size, fewer $expand)."
+                if service == "Domain API"
+                else "."
+            )
         )
     elif isinstance(last, requests.exceptions.SSLError):
         text = (
