@@ -127,6 +127,22 @@ def test_console_script_serves_the_seed_flow_and_stops_on_sigterm() -> None:
 
         assert running.stop() == 0
         assert running.read_until("stopped")
+        assert running.process.stderr is not None
+        assert running.process.stderr.read() == ""
+
+
+def test_verbose_logs_one_line_per_request_without_secrets() -> None:
+    with cli("--verbose") as running:
+        base_url, _ = banner_values(running.read_until("Stop with Ctrl+C"))
+        token = seed_token(base_url)
+        customers(base_url, token)
+        assert running.stop() == 0
+        assert running.process.stderr is not None
+        log = running.process.stderr.read()
+    assert '"POST /id/connect/token HTTP/1.1" 200' in log
+    assert "GET /api/domain/odata/Crm_Sales_Customers?$top=10 HTTP/1.1" in log
+    assert token not in log
+    assert "sandbox-secret" not in log
 
 
 def test_curl_line_is_a_working_token_request() -> None:

@@ -1,0 +1,117 @@
+"""How fast the sandbox serves pages, so that tests and offline DAG runs know what to expect.
+
+Starts the CLI in a subprocess (large dataset), gets a token, follows ``@odata.nextLink`` over one
+keep-alive session for N pages of ``$top`` rows, and prints server-side pages/s and MB/s next to
+what ``json.loads`` of the same bodies costs the client. Next links are found with a byte search so
+that the fetch loop measures the server and the transfer, not client-side JSON decoding.
+
+    .venv/bin/python benchmarks/sandbox_speed.py --scale 1000000 --pages 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import requests
+
+NEXT_LINK = re.compile(rb'"@odata\.nextLink"\s*:\s*"([^"]+)"')
+
+
+def start_sandbox(scale: int, seed: int) -> tuple[subprocess.Popen, str, float]:
+    """The CLI on a free port; returns the process, its base URL and seconds until it was ready."""
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "airflow_provider_erpnet.sandbox", "--port", "0", "--scale", str(scale)]
+    process = subprocess.Popen([*command, "--seed", str(seed)], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    base_url = None
+    for line in process.stdout:
+        found = re.search(r"http://127\.0\.0\.1:\d+", line)
+        base_url = base_url or (found.group(0) if found else None)
+        if "Stop with Ctrl+C" in line:
+            return process, str(base_url), time.perf_counter() - started
+    raise RuntimeError(f"the sandbox CLI exited with code {process.wait()} before it was ready")
+
+
+def fetch_pages(session: requests.Session, url: str, pages: int) -> tuple[list[bytes], list[float]]:
+    """Bodies of up to ``pages`` pages following next links, and the wall time of each request."""
+    bodies: list[bytes] = []
+    durations: list[float] = []
+    next_url: str | None = url
+    while next_url and len(bodies) < pages:
+        began = time.perf_counter()
+        response = session.get(next_url, timeout=120)
+        response.raise_for_status()
+        body = response.content
+        durations.append(time.perf_counter() - began)
+        bodies.append(body)
+        found = NEXT_LINK.search(body)
+        next_url = json.loads(b'"' + found.group(1) + b'"') if found else None
+    return bodies, durations
+
+
+def rate(count: float, seconds: float) -> str:
+    return f"{count / seconds:,.1f}" if seconds > 0 else "n/a"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=int, default=1_000_000)
+    parser.add_argument("--pages", type=int, default=200)
+    parser.add_argument("--page-size", type=int, default=1000)
+    parser.add_argument("--entity-set", default="Crm_Sales_Customers")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    process, base_url, startup = start_sandbox(args.scale, args.seed)
+    try:
+        with requests.Session() as session:
+            token = session.post(
+                f"{base_url}/id/connect/token",
+                data={
+                    "client_id": "my.trusted.app/first",
+                    "client_secret": "sandbox-secret",
+                    "grant_type": "client_credentials",
+                    "scope": "read",
+                },
+                timeout=30,
+            ).json()["access_token"]
+            session.headers["Authorization"] = f"Bearer {token}"
+            url = f"{base_url}/api/domain/odata/{args.entity_set}?$top={args.page_size}"
+            bodies, durations = fetch_pages(session, url, args.pages)
+            stats = session.get(f"{base_url}/admin/stats", timeout=30).json()
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+
+    began = time.perf_counter()
+    rows = sum(len(json.loads(body)["value"]) for body in bodies)
+    parse_seconds = time.perf_counter() - began
+    fetch_seconds = sum(durations)
+    megabytes = sum(len(body) for body in bodies) / 1e6
+    head, tail = durations[:20], durations[-20:]
+    print(f"sandbox scale {args.scale:,} started (dataset ready, listening) in {startup:.2f} s")
+    print(f"{args.entity_set}: {len(bodies)} pages, {rows:,} rows, {megabytes:,.1f} MB, keep-alive session")
+    print(
+        f"  server+transfer: {fetch_seconds:.2f} s -> {rate(len(bodies), fetch_seconds)} pages/s, "
+        f"{rate(megabytes, fetch_seconds)} MB/s, {rate(rows, fetch_seconds)} rows/s"
+    )
+    print(
+        f"  first {len(head)} pages {rate(len(head), sum(head))} pages/s, "
+        f"last {len(tail)} pages {rate(len(tail), sum(tail))} pages/s (deep paging cost)"
+    )
+    print(
+        f"  client json.loads of the same bodies: {parse_seconds:.2f} s -> "
+        f"{rate(len(bodies), parse_seconds)} pages/s, {rate(megabytes, parse_seconds)} MB/s"
+    )
+    print(f"  server counted {stats['api_requests']} API requests, statuses {stats['api_by_status']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
