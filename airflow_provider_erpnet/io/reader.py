@@ -1,0 +1,144 @@
+"""Read an extraction's output from its manifest, whatever the format.
+
+``iter_records`` streams typed records (the same values from JSON Lines, CSV and Parquet, see
+``convert``); ``read_table`` builds one Arrow table. Paths in the manifest are opened as local
+files, or through universal_pathlib when they are URLs; pass ``path_factory`` (for example
+Airflow's ``ObjectStoragePath``) when opening needs credentials from a connection.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetError
+
+from . import csvcodec
+from .arrow import arrow_schema, batch_to_rows, require_pyarrow, rows_to_batch
+from .convert import RecordConverter, Row
+from .jsontext import loads
+from .manifest import Manifest, as_manifest
+from .schema import Column
+from .writers import GZIP_SUFFIX
+
+BATCH_ROWS = 10_000
+PathFactory = Callable[[str], Any]
+
+
+def iter_records(
+    manifest: Manifest | dict[str, Any], *, path_factory: PathFactory | None = None
+) -> Iterator[Row]:
+    """Every record of every file, in manifest order; memory stays at one batch."""
+    manifest = as_manifest(manifest)
+    read = _READERS.get(manifest.format)
+    if read is None:
+        raise ErpNetConfigError(f"Manifest format {manifest.format!r} is not one of {', '.join(_READERS)}.")
+    for info in manifest.files:
+        with _open(info.path, path_factory) as stream:
+            yield from read(stream, info.path, manifest.columns)
+
+
+def read_table(manifest: Manifest | dict[str, Any], *, path_factory: PathFactory | None = None) -> Any:
+    """All files as one ``pyarrow.Table`` with the columns' exact Arrow types."""
+    pa = require_pyarrow()
+    manifest = as_manifest(manifest)
+    schema = arrow_schema(manifest.columns)
+    if manifest.format == "parquet":
+        tables = []
+        for info in manifest.files:
+            with _open(info.path, path_factory) as stream:
+                tables.append(pa.parquet.read_table(stream, schema=schema))
+        return pa.concat_tables(tables) if tables else schema.empty_table()
+    batches = []
+    rows = iter_records(manifest, path_factory=path_factory)
+    first_row = 1
+    while chunk := list(itertools.islice(rows, BATCH_ROWS)):
+        batches.append(rows_to_batch(manifest.columns, chunk, schema, first_row))
+        first_row += len(chunk)
+    return pa.Table.from_batches(batches, schema=schema)
+
+
+@contextmanager
+def _open(path: str, path_factory: PathFactory | None) -> Iterator[BinaryIO]:
+    if path_factory is not None:
+        location = path_factory(path)
+    elif "://" in path and not path.startswith("file://"):
+        from upath import UPath
+
+        location = UPath(path)
+    else:
+        location = Path(path.removeprefix("file://"))
+    try:
+        stream = location.open("rb")
+    except FileNotFoundError:
+        raise ErpNetError(
+            f"Manifest file {path!r} does not exist; was it moved or deleted after the extraction?"
+        ) from None
+    with stream:
+        if path.lower().endswith(GZIP_SUFFIX):
+            with gzip.GzipFile(fileobj=stream, mode="rb") as unzipped:
+                yield unzipped  # type: ignore[misc]
+        else:
+            yield stream
+
+
+def _typed(converter: RecordConverter, records: Iterable[dict[str, Any]]) -> Iterator[Row]:
+    """Type records in bounded batches, numbering rows from 1 across the file."""
+    records = iter(records)
+    first_row = 1
+    while chunk := list(itertools.islice(records, BATCH_ROWS)):
+        yield from converter.convert(chunk, first_row)
+        first_row += len(chunk)
+
+
+def _read_jsonl(stream: BinaryIO, path: str, columns: list[Column]) -> Iterator[Row]:
+    def records() -> Iterator[dict[str, Any]]:
+        for number, line in enumerate(stream, 1):
+            if not line.strip():
+                continue
+            try:
+                yield loads(line)
+            except ValueError as error:
+                raise ErpNetError(f"{path}: line {number} is not valid JSON ({error}).") from None
+
+    yield from _typed(RecordConverter(columns), records())
+
+
+def _read_csv(stream: BinaryIO, path: str, columns: list[Column]) -> Iterator[Row]:
+    text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
+    lines = csvcodec.read_lines(text, path)
+    expected = csvcodec.header(columns)
+    found = next(lines, None)
+    if found != expected:
+        raise ErpNetError(
+            f"{path}: the CSV header does not match the manifest's {len(expected)} columns; "
+            "the file was not written for this manifest."
+        )
+
+    def records() -> Iterator[dict[str, Any]]:
+        for number, fields in enumerate(lines, 2):
+            if len(fields) != len(expected):
+                raise ErpNetError(
+                    f"{path}: record {number} has {len(fields)} fields, expected {len(expected)}."
+                )
+            try:
+                yield csvcodec.decode_row(columns, fields)
+            except ValueError as error:
+                raise ErpNetError(f"{path}: record {number}: {error}.") from None
+
+    yield from _typed(RecordConverter(columns), records())
+
+
+def _read_parquet(stream: BinaryIO, path: str, columns: list[Column]) -> Iterator[Row]:
+    pa = require_pyarrow()
+    parquet = pa.parquet.ParquetFile(stream)
+    for batch in parquet.iter_batches(batch_size=BATCH_ROWS, columns=[c.name for c in columns]):
+        yield from batch_to_rows(columns, batch)
+
+
+_READERS = {"jsonl": _read_jsonl, "csv": _read_csv, "parquet": _read_parquet}
