@@ -318,7 +318,7 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 120
     server: SandboxHTTPServer
 
-    def do_GET(self) -> None:
+    def _serve(self) -> None:
         body = self._read_body()
         if body is None:
             return
@@ -333,7 +333,7 @@ class _Handler(BaseHTTPRequestHandler):
             )
         self._write(reply)
 
-    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
     def _read_body(self) -> bytes | None:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
