@@ -40,13 +40,14 @@ class Recorded:
 @dataclass(frozen=True)
 class Reply:
     """What to answer. ``cut_to`` sends only that many body bytes (Content-Length stays full), then
-    closes the connection: a truncated body."""
+    closes the connection: a truncated body. ``drop`` closes the connection without an answer."""
 
     status: int = 200
     body: bytes = b""
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     cut_to: int | None = None
+    drop: bool = False  # close the connection without answering
 
 
 def json_reply(payload: Any, status: int = 200, headers: dict[str, str] | None = None) -> Reply:
@@ -103,6 +104,9 @@ class StubServer:
                     self.command, parts.path, parts.query, dict(self.headers.items()), self.rfile.read(length)
                 )
                 reply = stub._record(recorded)
+                if reply.drop:
+                    self.close_connection = True
+                    return
                 self.send_response(reply.status)
                 self.send_header("Content-Type", reply.content_type)
                 self.send_header("Content-Length", str(len(reply.body)))
@@ -200,9 +204,10 @@ def identity_then(api: Handler, identity: FakeIdentity | None = None) -> Handler
     return handle
 
 
-def leaked(secrets: Sequence[str], *texts: str) -> list[str]:
-    """The secrets/tokens that appear in any of ``texts`` (expected: none)."""
-    return [secret for secret in secrets if secret and any(secret in text for text in texts)]
+def assert_no_leak(exc: BaseException, log_text: str, *secrets: str) -> None:
+    """Neither ``str(exc)``, ``repr(exc)`` nor the captured logs contain any of ``secrets``."""
+    texts = (str(exc), repr(exc), log_text)
+    assert [secret for secret in secrets if secret and any(secret in text for text in texts)] == []
 
 
 @pytest.fixture

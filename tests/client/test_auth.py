@@ -20,11 +20,11 @@ from tests.client.helpers_servers import (
     Reply,
     SilentServer,
     StubServer,
+    assert_no_leak,
     closed_port_url,
     fresh_token_cache,  # noqa: F401  (fixture)
     html_reply,
     json_reply,
-    leaked,
 )
 
 pytestmark = pytest.mark.usefixtures("fresh_token_cache")
@@ -223,7 +223,7 @@ def test_token_endpoint_503_exhausted(
         provider = TokenProvider(settings_for(server.url, tmp_path, max_attempts=3), session)
         with pytest.raises(ErpNetTransportError, match="answered 503 to 3 attempts") as info:
             provider.token()
-    assert_no_leak(info.value, caplog)
+    assert_no_leak(info.value, caplog.text, SECRET)
     assert "attempt 2 of 3 failed (HTTP 503)" in caplog.text
 
 
@@ -256,7 +256,7 @@ def test_oauth_errors_explain_what_to_check(
     assert "the server's own words" in message and CLIENT_ID in message
     for hint in hints:
         assert hint in message
-    assert_no_leak(info.value, caplog)
+    assert_no_leak(info.value, caplog.text, SECRET)
 
 
 def test_a_server_echoing_the_secret_does_not_leak_it(tmp_path: Path, session: requests.Session) -> None:
@@ -278,7 +278,7 @@ def test_html_identity_server_is_called_out(
         with pytest.raises(ErpNetTransportError, match=r"not what an ERP\.net identity server sends") as info:
             provider.token()
     assert "identity_url" in str(info.value)
-    assert_no_leak(info.value, caplog)
+    assert_no_leak(info.value, caplog.text, SECRET)
 
 
 def test_html_token_endpoint_is_called_out(tmp_path: Path, session: requests.Session) -> None:
@@ -303,7 +303,7 @@ def test_unreachable_identity_server(
     assert "ConnectionRefusedError" in message and "2 attempts" in message
     assert "instance_url" in message
     assert provider.retries == 1
-    assert_no_leak(info.value, caplog)
+    assert_no_leak(info.value, caplog.text, SECRET)
 
 
 def test_identity_read_timeout(
@@ -317,10 +317,4 @@ def test_identity_read_timeout(
         with pytest.raises(ErpNetTransportError, match=r"read timed out after 0.2 s \(2 attempts\)") as info:
             provider.token()
     assert "read_timeout" in str(info.value)
-    assert_no_leak(info.value, caplog)
-
-
-def assert_no_leak(
-    exc: BaseException, caplog: pytest.LogCaptureFixture, tokens: tuple[str, ...] = ()
-) -> None:
-    assert leaked([SECRET, *tokens], str(exc), repr(exc), caplog.text) == []
+    assert_no_leak(info.value, caplog.text, SECRET)
