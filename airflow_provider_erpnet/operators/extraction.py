@@ -1,0 +1,359 @@
+"""One OData extraction, from query to committed files and manifest, without Airflow.
+
+``ErpNetODataOperator`` is a thin adapter over ``run_extraction`` (files) and ``extract_records``
+(XCom); scripts and benchmarks call them directly with an ``ErpNetClient``.
+
+Two paths lead to the output, chosen so the common case costs nothing:
+
+* **direct**: pages go straight into the final ``OutputWriter`` (temporary file beside the target,
+  moved into place on commit). Used when Ids are expected in order (keyset paging, or ``$orderby``
+  starting with ``Id``), which is when no duplicate can occur. If the Ids nevertheless arrive out of
+  order, the attempt is abandoned before anything is committed and the extraction restarts once on
+  the staged path (one extra read, logged as a warning).
+* **staged**: used for any other ``$orderby``. Pages are spooled to a local JSON Lines file (exact
+  round trip of every value), superseded copies are found (``io.dedupe``), and the kept rows are
+  copied into the final writer. Costs local disk for one copy of the output.
+
+Completeness: after the rows are written, ``$count`` is asked for the same filter and compared
+with the rows kept; see ``check_completeness``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+from airflow_provider_erpnet.client.client import ErpNetClient
+from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
+from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE, normalise_select
+from airflow_provider_erpnet.io import Column, Manifest, OutputWriter, columns_for, iter_records
+from airflow_provider_erpnet.io.dedupe import Deduper, without
+from airflow_provider_erpnet.io.progress import Progress
+from airflow_provider_erpnet.io.writers import resolve_format
+from airflow_provider_erpnet.operators.windows import Window, and_filters
+
+log = logging.getLogger(__name__)
+
+CheckCount = bool | Literal["warn"]
+KEY = "Id"
+
+
+@dataclass(frozen=True)
+class ExtractionRequest:
+    """What to extract: the user's query options plus the incremental window, if any."""
+
+    entity_set: str
+    filter: str | None = None
+    select: str | Sequence[str] | None = None
+    expand: str | None = None
+    orderby: str | None = None
+    page_size: int = MAX_PAGE_SIZE
+    incremental_column: str | None = None
+    window: Window | None = None
+    check_count: CheckCount = True
+
+    def __post_init__(self) -> None:
+        check_count_mode(self.check_count)
+
+    @property
+    def full_filter(self) -> str | None:
+        """The user's filter AND the window's, each parenthesised."""
+        return and_filters(self.filter, self.window.filter() if self.window else None)
+
+    @property
+    def full_select(self) -> tuple[str, ...]:
+        """``$select`` with ``Id`` and the incremental column added when missing."""
+        return required_select(self.select, [KEY, self.incremental_column])
+
+    def query_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``ErpNetClient.iter_pages``."""
+        return {
+            "filter": self.full_filter,
+            "select": self.full_select,
+            "expand": self.expand,
+            "orderby": self.orderby,
+            "page_size": self.page_size,
+        }
+
+    def describe(self) -> dict[str, str]:
+        """The query as sent, for the manifest (options that were not set are left out)."""
+        options = {
+            "filter": self.full_filter,
+            "select": ",".join(self.full_select),
+            "expand": self.expand,
+            "orderby": self.orderby,
+        }
+        return {name: value for name, value in options.items() if value}
+
+    @property
+    def ids_in_order(self) -> bool:
+        """Whether paging should deliver Ids in increasing order (no ``$orderby`` or one led by Id)."""
+        if not self.orderby or not self.orderby.strip():
+            return True
+        first = self.orderby.split(",")[0].split()
+        return first[0] == KEY and (len(first) == 1 or first[1].lower() == "asc")
+
+
+def required_select(select: str | Sequence[str] | None, required: Iterable[str | None]) -> tuple[str, ...]:
+    """The user's ``$select`` plus the names the extraction needs, in that order.
+
+    ``None`` means the server's default attributes, written ``default`` in ERP.net's ``$select``.
+    """
+    names = list(normalise_select(select) or ("default",))
+    names += [name for name in dict.fromkeys(required) if name and name not in names]
+    return tuple(names)
+
+
+def check_count_mode(value: Any) -> CheckCount:
+    """``value`` if it is a valid ``check_count`` setting; raises naming the choices otherwise."""
+    if value is True or value is False or value == "warn":
+        return value
+    raise ErpNetConfigError(f"check_count must be True (fail on a mismatch), 'warn' or False, got {value!r}.")
+
+
+def check_completeness(entity_set: str, written: int, server_count: int | None, mode: CheckCount) -> None:
+    """Compare the rows kept with the server's ``$count`` for the same filter.
+
+    The count is taken after the rows were read, so rows created, changed or deleted while the
+    extraction ran can make the two differ although nothing was lost in transit; a re-run settles
+    it. ``mode``: True raises ``ErpNetIncompleteError``, ``"warn"`` logs, False skips.
+    """
+    if mode is False or server_count is None or written == server_count:
+        return
+    message = (
+        f"{entity_set}: wrote {written} rows but the server counts {server_count} for the same filter "
+        f"({written - server_count:+d})."
+    )
+    if mode == "warn":
+        log.warning("%s Committing anyway because check_count='warn'.", message)
+        return
+    raise ErpNetIncompleteError(
+        f"{message} Nothing was committed. If the data changed during the extraction, retry; to "
+        "commit despite a mismatch set check_count='warn', to skip the check check_count=False."
+    )
+
+
+def run_extraction(
+    client: ErpNetClient,
+    request: ExtractionRequest,
+    target: str | os.PathLike[str] | Any,
+    *,
+    fmt: str | None = None,
+    max_rows_per_file: int | None = None,
+    logger: logging.Logger | logging.LoggerAdapter = log,
+) -> Manifest:
+    """Stream the query into committed file(s) at ``target`` and describe them in a manifest.
+
+    Nothing appears at ``target`` unless every page was read, deduplicated and (by default)
+    matched ``$count``. Temporary files a killed earlier attempt left beside a local target are
+    removed first.
+    """
+    started = time.monotonic()
+    retries = client.transport.retries
+    columns = columns_for(client.metadata(), request.entity_set, request.full_select, request.expand)
+    remove_stale_temps(target, fmt, before=time.time(), logger=logger)
+    expected = _count(client, request) if request.check_count is not False else None
+    staged = not request.ids_in_order
+    while True:
+        progress = Progress(logger, request.entity_set, expected=expected)
+        deduper = Deduper(request.incremental_column)
+        try:
+            with OutputWriter(target, fmt, columns, max_rows_per_file=max_rows_per_file) as output:
+                pages = _pages(client, request, progress)
+                if staged:
+                    _write_staged(pages, deduper, output, columns, request)
+                else:
+                    _write_direct(pages, deduper, output)
+                server_count = _count(client, request) if request.check_count is not False else None
+                check_completeness(request.entity_set, output.rows, server_count, request.check_count)
+                files = output.commit()
+        except _OrderBroken as broken:
+            logger.warning(
+                "%s: Ids arrived out of order at row %d although paging should keep them ordered; "
+                "nothing was committed, reading again through a local spool to remove duplicates.",
+                request.entity_set,
+                broken.row,
+            )
+            staged = True
+            continue
+        break
+    manifest = Manifest(
+        entity_set=request.entity_set,
+        format=output.format,
+        files=files,
+        rows=output.rows,
+        bytes=sum(info.bytes for info in files),
+        columns=columns,
+        query=request.describe(),
+        window=request.window.to_dict() if request.window else None,
+        server_count=server_count,
+        duplicates_removed=deduper.rows - output.rows,
+        duration_seconds=round(time.monotonic() - started, 3),
+    )
+    progress.finish(
+        rows=manifest.rows,
+        nbytes=manifest.bytes,
+        retries=client.transport.retries - retries,
+        duplicates=manifest.duplicates_removed,
+    )
+    return manifest
+
+
+def extract_records(
+    client: ErpNetClient,
+    request: ExtractionRequest,
+    *,
+    max_records: int,
+    logger: logging.Logger | logging.LoggerAdapter = log,
+) -> list[dict[str, Any]]:
+    """Read the query into memory, deduplicated and JSON-safe (``Decimal`` -> exact ``str``).
+
+    Meant for small lookups passed through XCom: more than ``max_records`` rows raise before they
+    pile up in memory or in the metadata database.
+    """
+    retries = client.transport.retries
+    expected = _count(client, request) if request.check_count is not False else None
+    if expected is not None and expected > max_records:
+        raise _too_many(request.entity_set, max_records, f"the server counts {expected}")
+    progress = Progress(logger, request.entity_set, expected=expected)
+    deduper = Deduper(request.incremental_column)
+    records: list[dict[str, Any]] = []
+    for page in _pages(client, request, progress):
+        deduper.observe(page.records)
+        records.extend(page.records)
+        if len(records) > max_records:
+            raise _too_many(request.entity_set, max_records, f"more than {max_records} arrived")
+    kept = [json_safe(record) for record in without(records, deduper.resolve(records))]
+    server_count = _count(client, request) if request.check_count is not False else None
+    check_completeness(request.entity_set, len(kept), server_count, request.check_count)
+    progress.finish(
+        rows=len(kept),
+        nbytes=0,
+        retries=client.transport.retries - retries,
+        duplicates=len(records) - len(kept),
+    )
+    return kept
+
+
+def json_safe(value: Any) -> Any:
+    """``Decimal`` -> its exact text, recursively; everything else the JSON decoder made stays."""
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    return value
+
+
+def remove_stale_temps(
+    target: Any, fmt: str | None, *, before: float, logger: logging.Logger | logging.LoggerAdapter = log
+) -> int:
+    """Delete ``.<name>.tmp-<hex>`` files beside a local target last written before ``before``.
+
+    A SIGKILLed attempt cannot clean up after itself; the next attempt does. Object stores keep no
+    partial uploads as objects, so only local targets are swept. Two tasks must not write the same
+    target at once: the sweep would remove the other task's temporary file.
+    """
+    path = _local_path(target)
+    if path is None or not path.parent.is_dir():
+        return 0
+    layout = resolve_format(path.name, fmt)
+    names = rf"{re.escape(path.name)}|{re.escape(layout.stem)}-\d{{5}}{re.escape(layout.suffix)}"
+    pattern = re.compile(rf"\.(?:{names})\.tmp-[0-9a-f]{{32}}")
+    removed = 0
+    for sibling in path.parent.iterdir():
+        if not pattern.fullmatch(sibling.name):
+            continue
+        try:
+            if sibling.stat().st_mtime < before:
+                sibling.unlink()
+                removed += 1
+        except FileNotFoundError:
+            continue  # removed meanwhile by its own writer's abort
+    if removed:
+        logger.info("Removed %d temporary file(s) left beside %s by an earlier attempt.", removed, path.name)
+    return removed
+
+
+class _OrderBroken(Exception):
+    """Internal: Ids came out of order on the direct path; restart staged."""
+
+    def __init__(self, row: int) -> None:
+        super().__init__(row)
+        self.row = row
+
+
+def _pages(
+    client: ErpNetClient, request: ExtractionRequest, progress: Progress
+) -> Iterator[list[dict[str, Any]]]:
+    for page in client.iter_pages(request.entity_set, **request.query_options()):
+        progress.page(len(page.records))
+        yield page.records
+
+
+def _write_direct(pages: Iterable[list[dict[str, Any]]], deduper: Deduper, output: OutputWriter) -> None:
+    for records in pages:
+        deduper.observe(records)
+        if not deduper.ordered:
+            raise _OrderBroken(deduper.ordered_rows or 0)
+        output.write_page(records)
+
+
+def _write_staged(
+    pages: Iterable[list[dict[str, Any]]],
+    deduper: Deduper,
+    output: OutputWriter,
+    columns: list[Column],
+    request: ExtractionRequest,
+) -> None:
+    spool_dir = tempfile.mkdtemp(prefix="erpnet-spool-")
+    try:
+        with OutputWriter(Path(spool_dir, "rows.jsonl"), "jsonl", columns) as spool:
+            for records in pages:
+                deduper.observe(records)
+                spool.write_page(records)
+            files = spool.commit()
+        spooled = Manifest(request.entity_set, "jsonl", files, spool.rows, 0, columns)
+        superseded = deduper.resolve(iter_records(spooled))
+        kept = without(iter_records(spooled), superseded)
+        while chunk := list(itertools.islice(kept, request.page_size)):
+            output.write_page(chunk)
+    finally:
+        shutil.rmtree(spool_dir, ignore_errors=True)
+
+
+def _count(client: ErpNetClient, request: ExtractionRequest) -> int:
+    return client.count(request.entity_set, filter=request.full_filter)
+
+
+def _too_many(entity_set: str, limit: int, found: str) -> ErpNetConfigError:
+    return ErpNetConfigError(
+        f"{entity_set}: {found}, over max_xcom_records={limit}. XCom lives in the metadata database and "
+        "is not meant for bulk rows: set output_path to write files and pass their manifest instead, "
+        "narrow the filter, or raise max_xcom_records."
+    )
+
+
+def _local_path(target: Any) -> Path | None:
+    """The local path of a target, or None for object storage."""
+    if isinstance(target, str):
+        if target.startswith("file://"):
+            return Path(target.removeprefix("file://"))
+        return None if "://" in target else Path(target)
+    protocol = getattr(target, "protocol", None)
+    if protocol is None and isinstance(target, os.PathLike):
+        return Path(os.fspath(target))
+    if protocol in ("file", "local"):
+        return Path(target.path)
+    return None

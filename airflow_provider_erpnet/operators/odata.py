@@ -1,0 +1,193 @@
+"""``ErpNetODataOperator``: an ERP.net entity set -> typed files (manifest in XCom) or XCom records.
+
+The operator only translates Airflow's world (templated fields, the data interval, connections,
+Asset outlets) into an ``ExtractionRequest``; the extraction itself is ``run_extraction``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
+
+from airflow_provider_erpnet.client.errors import ErpNetConfigError
+from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE
+from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
+from airflow_provider_erpnet.io import Manifest
+from airflow_provider_erpnet.operators.extraction import (
+    CheckCount,
+    ExtractionRequest,
+    check_count_mode,
+    extract_records,
+    run_extraction,
+)
+from airflow_provider_erpnet.operators.windows import check_overlap, window_from_context
+
+ASSET_SCHEME = "erpnet"
+
+
+def erpnet_asset(erpnet_conn_id: str, entity_set: str) -> Asset:
+    """The Asset an extraction of ``entity_set`` through ``erpnet_conn_id`` updates by default.
+
+    Output paths are usually templated (``{{ ds }}``) and only known at run time, while Assets are
+    fixed when the DAG is parsed, so the default Asset names the source, ``erpnet://<conn>/<set>``;
+    each event carries the written paths in its ``extra``.
+    """
+    return Asset(f"{ASSET_SCHEME}://{erpnet_conn_id}/{entity_set}")
+
+
+class ErpNetODataOperator(BaseOperator):
+    """Extract one ERP.net entity set (OData v4 Domain API) to typed files or to XCom.
+
+    With ``output_path``, pages stream into a JSON Lines, CSV or Parquet file (format from the
+    suffix, or ``output_format``) that appears only when complete, and the task returns the
+    manifest (``Manifest.to_dict()``: paths, rows, bytes, column schema, query, window, server
+    count, duplicates removed, duration). Without it, the task returns the records themselves
+    (decimals as exact strings), refusing more than ``max_xcom_records``.
+
+    :param entity_set: e.g. ``Crm_Sales_Customers`` (templated).
+    :param erpnet_conn_id: an ``erpnet`` connection.
+    :param filter: OData ``$filter`` (templated); ANDed with the incremental window.
+    :param select: ``$select`` (templated); ``Id`` and ``incremental_column`` are always added.
+    :param expand: ``$expand`` (templated), e.g. ``Lines``; expanded values become JSON columns.
+    :param orderby: ``$orderby`` (templated). Leave it unset for keyset paging by Id, the fastest
+        and the only order in which no row can repeat.
+    :param page_size: ``$top`` per page, 1..1000.
+    :param output_path: local path, ``file://`` URL or ObjectStoragePath URL
+        (``s3://aws_default@bucket/erpnet/{{ ds }}/customers.parquet``) (templated).
+    :param output_format: ``parquet``, ``jsonl`` or ``csv``; default from the suffix.
+    :param incremental_column: read only rows with this column in the run's data interval,
+        widened backwards by ``overlap`` (e.g. ``AggregateLastUpdateTimeUtc``).
+    :param overlap: how far each window reaches back before ``data_interval_start``.
+    :param check_count: compare rows written with ``$count``: True fails on a mismatch (nothing
+        is committed), ``"warn"`` logs it, False skips the count.
+    :param max_rows_per_file: split the output into numbered part files of at most this many rows.
+    :param max_xcom_records: without ``output_path``, the most records the task may return.
+
+    Unless ``outlets`` is given, a task with ``output_path`` updates the Asset
+    ``erpnet://<erpnet_conn_id>/<entity_set>`` (see ``erpnet_asset``).
+    """
+
+    template_fields: Sequence[str] = ("entity_set", "filter", "select", "expand", "orderby", "output_path")
+    ui_color = "#d9ecf2"
+
+    def __init__(
+        self,
+        *,
+        entity_set: str,
+        erpnet_conn_id: str = ErpNetHook.default_conn_name,
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        expand: str | None = None,
+        orderby: str | None = None,
+        page_size: int = MAX_PAGE_SIZE,
+        output_path: str | os.PathLike[str] | ObjectStoragePath | None = None,
+        output_format: str | None = None,
+        incremental_column: str | None = None,
+        overlap: dt.timedelta = dt.timedelta(minutes=5),
+        check_count: CheckCount = True,
+        max_rows_per_file: int | None = None,
+        max_xcom_records: int = 1000,
+        **kwargs: Any,
+    ) -> None:
+        if output_path is not None and "outlets" not in kwargs and not _templated(erpnet_conn_id, entity_set):
+            kwargs["outlets"] = [erpnet_asset(erpnet_conn_id, entity_set)]
+        super().__init__(**kwargs)
+        _check_arguments(page_size, check_count, overlap, max_xcom_records, max_rows_per_file)
+        self.entity_set = entity_set
+        self.erpnet_conn_id = erpnet_conn_id
+        self.filter = filter
+        self.select = select
+        self.expand = expand
+        self.orderby = orderby
+        self.page_size = page_size
+        self.output_path = output_path
+        self.output_format = output_format
+        self.incremental_column = incremental_column
+        self.overlap = overlap
+        self.check_count = check_count
+        self.max_rows_per_file = max_rows_per_file
+        self.max_xcom_records = max_xcom_records
+
+    def execute(self, context: Context) -> dict[str, Any] | list[dict[str, Any]]:
+        request = ExtractionRequest(
+            entity_set=self.entity_set,
+            filter=self.filter or None,
+            select=self.select or None,
+            expand=self.expand or None,
+            orderby=self.orderby or None,
+            page_size=self.page_size,
+            incremental_column=self.incremental_column,
+            window=(
+                window_from_context(context, self.incremental_column, self.overlap)
+                if self.incremental_column
+                else None
+            ),
+            check_count=self.check_count,
+        )
+        hook = ErpNetHook(self.erpnet_conn_id)
+        try:
+            client = hook.get_client()
+            if self.output_path is None:
+                return extract_records(client, request, max_records=self.max_xcom_records, logger=self.log)
+            manifest = run_extraction(
+                client,
+                request,
+                _target(self.output_path),
+                fmt=self.output_format,
+                max_rows_per_file=self.max_rows_per_file,
+                logger=self.log,
+            )
+        finally:
+            hook.close()
+        self._describe_asset_events(context, manifest)
+        return manifest.to_dict()
+
+    def _describe_asset_events(self, context: Context, manifest: Manifest) -> None:
+        """Attach where the rows went to each Asset event, for Asset-scheduled consumers."""
+        extra = {
+            "entity_set": manifest.entity_set,
+            "format": manifest.format,
+            "rows": manifest.rows,
+            "paths": [info.path for info in manifest.files],
+            "window": manifest.window,
+        }
+        for outlet in self.outlets:
+            if isinstance(outlet, Asset):
+                context["outlet_events"][outlet].extra.update(extra)
+
+
+def _target(
+    output_path: str | os.PathLike[str] | ObjectStoragePath,
+) -> str | os.PathLike[str] | ObjectStoragePath:
+    """URLs other than ``file://`` go through ObjectStoragePath, which resolves ``conn_id@bucket``."""
+    if isinstance(output_path, str) and "://" in output_path and not output_path.startswith("file://"):
+        return ObjectStoragePath(output_path)
+    return output_path
+
+
+def _templated(*values: str) -> bool:
+    return any("{{" in value or "{%" in value for value in values)
+
+
+def _check_arguments(
+    page_size: int,
+    check_count: Any,
+    overlap: Any,
+    max_xcom_records: int,
+    max_rows_per_file: int | None,
+) -> None:
+    """Fail at DAG parse time for arguments no run could use."""
+    if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise ErpNetConfigError(
+            f"page_size must be 1..{MAX_PAGE_SIZE} (ERP.net recommends 1000), got {page_size!r}."
+        )
+    check_count_mode(check_count)
+    check_overlap(overlap)
+    if max_xcom_records < 0:
+        raise ErpNetConfigError(f"max_xcom_records must be >= 0, got {max_xcom_records}.")
+    if max_rows_per_file is not None and max_rows_per_file < 1:
+        raise ErpNetConfigError(f"max_rows_per_file must be >= 1, got {max_rows_per_file}.")
