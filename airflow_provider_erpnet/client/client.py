@@ -1,0 +1,194 @@
+"""``ErpNetClient``: the one object hooks, operators and scripts use to read the Domain API."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any
+from uuid import UUID
+
+from .errors import ErpNetApiError, ErpNetError, ErpNetTransportError
+from .literals import as_guid
+from .metadata import ServiceMetadata, parse_metadata, unknown_entity_set_message
+from .odata import ODataQuery, Page, check_entity_set, iter_pages, normalise_select
+from .settings import ErpNetSettings
+from .transport import Transport
+
+log = logging.getLogger(__name__)
+
+# Statuses with which a server that lacks the ``/$count`` path segment may refuse it.
+_COUNT_SEGMENT_REFUSED = frozenset({400, 404, 405, 501})
+_DIGITS = re.compile(r"[0-9]+")
+
+
+class ErpNetClient:
+    """Reads entity sets page by page, counts them and fetches single records and metadata.
+
+    Pass a ``transport`` to share one session and token between clients; the client closes
+    only a transport it created itself.
+    """
+
+    def __init__(self, settings: ErpNetSettings, *, transport: Transport | None = None) -> None:
+        self.settings = settings
+        self.api_url = settings.resolved_api_url
+        self._owns_transport = transport is None
+        self.transport = transport if transport is not None else Transport(settings)
+        self._metadata: ServiceMetadata | None = None
+        self._count_segment = True
+
+    def iter_pages(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        expand: str | None = None,
+        orderby: str | None = None,
+        page_size: int | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Iterator[Page]:
+        """Stream the pages of an entity set; options are checked now, requests start on iteration."""
+        query = ODataQuery(
+            entity_set=entity_set,
+            filter=filter,
+            select=normalise_select(select),
+            expand=expand,
+            orderby=orderby,
+            page_size=page_size if page_size is not None else self.settings.page_size,
+            params=params or {},
+        )
+
+        def fetch_json(url: str, page_params: Mapping[str, str] | None) -> Any:
+            with self._explain_unknown_set(entity_set):
+                return self.transport.get_json(url, page_params, entity_set=entity_set)
+
+        return iter_pages(fetch_json, self.api_url, query)
+
+    def iter_records(self, entity_set: str, **options: Any) -> Iterator[dict[str, Any]]:
+        """Stream records one by one; takes the same options as ``iter_pages``."""
+        pages = self.iter_pages(entity_set, **options)
+        return (record for page in pages for record in page.records)
+
+    def count(self, entity_set: str, *, filter: str | None = None) -> int:
+        """How many records match ``filter``, from ``Set/$count`` or, where missing, ``$count=true``."""
+        url = self._set_url(entity_set)
+        params = {"$filter": filter} if filter else {}
+        with self._explain_unknown_set(entity_set):
+            if not self._count_segment:
+                return self._count_inline(url, params, entity_set)
+            try:
+                response = self.transport.get(
+                    f"{url}/$count", params, entity_set=entity_set, accept="text/plain"
+                )
+            except ErpNetApiError as error:
+                if error.status not in _COUNT_SEGMENT_REFUSED:
+                    raise
+                total = self._count_inline(url, params, entity_set)
+                log.info("The Domain API refused /$count (HTTP %d); counting with $count=true", error.status)
+                self._count_segment = False
+                return total
+            return _parse_count(response.text, url)
+
+    def get(
+        self,
+        entity_set: str,
+        id: str | UUID,
+        *,
+        select: str | Sequence[str] | None = None,
+        expand: str | None = None,
+    ) -> dict[str, Any]:
+        """One record by its GUID, shaped like the records ``iter_records`` yields."""
+        url = f"{self._set_url(entity_set)}({as_guid(id)})"
+        params: dict[str, str] = {}
+        names = normalise_select(select)
+        if names:
+            params["$select"] = ",".join(names)
+        if expand:
+            params["$expand"] = expand
+        with self._explain_unknown_set(entity_set):
+            body = self.transport.get_json(url, params, entity_set=entity_set)
+        if not isinstance(body, dict):
+            raise ErpNetTransportError(f"{entity_set}({id}) did not answer with a JSON object.", url=url)
+        body.pop("@odata.context", None)
+        return body
+
+    def metadata(self) -> ServiceMetadata:
+        """The service's ``$metadata``, fetched once per client."""
+        if self._metadata is None:
+            response = self.transport.get(f"{self.api_url}$metadata", accept="application/xml")
+            self._metadata = parse_metadata(response.content)
+            log.debug("Parsed $metadata: %d entity sets", len(self._metadata.entity_sets))
+        return self._metadata
+
+    def service_document(self) -> dict[str, Any]:
+        """The service document: the entity sets this API exposes (also a cheap connection test)."""
+        body = self.transport.get_json(self.api_url)
+        if not isinstance(body, dict):
+            raise ErpNetTransportError(
+                "The Domain API root did not answer with a JSON object.", url=self.api_url
+            )
+        return body
+
+    def close(self) -> None:
+        if self._owns_transport:
+            self.transport.close()
+
+    def __enter__(self) -> ErpNetClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _set_url(self, entity_set: str) -> str:
+        return f"{self.api_url}{check_entity_set(entity_set)}"
+
+    def _count_inline(self, url: str, params: Mapping[str, str], entity_set: str) -> int:
+        body = self.transport.get_json(url, {**params, "$count": "true", "$top": "0"}, entity_set=entity_set)
+        total = body.get("@odata.count") if isinstance(body, dict) else None
+        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+            raise ErpNetTransportError(
+                f"{entity_set}?$count=true answered without a valid @odata.count.", url=url
+            )
+        return total
+
+    @contextmanager
+    def _explain_unknown_set(self, entity_set: str) -> Iterator[None]:
+        """Turn a 404 for an entity set that ``$metadata`` lacks into a message with close names."""
+        try:
+            yield
+        except ErpNetApiError as error:
+            if error.status != 404:
+                raise
+            try:
+                metadata = self.metadata()
+            except ErpNetError as metadata_error:
+                log.warning(
+                    "Could not read $metadata to explain a 404 for %s: %s", entity_set, metadata_error
+                )
+                raise error from None
+            if entity_set in metadata.entity_sets:
+                raise
+            raise ErpNetApiError(
+                unknown_entity_set_message(entity_set, metadata.closest_entity_sets(entity_set)),
+                status=error.status,
+                code=error.code,
+                error_type=error.error_type,
+                server_message=error.server_message,
+                entity_set=entity_set,
+                url=error.url,
+            ) from error
+
+
+def _parse_count(text: str, url: str) -> int:
+    digits = text.strip().lstrip("\ufeff")
+    if not _DIGITS.fullmatch(digits):
+        raise ErpNetTransportError(f"{url}/$count did not answer with a number.", url=f"{url}/$count")
+    return int(digits)
