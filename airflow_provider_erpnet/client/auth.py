@@ -122,6 +122,7 @@ class TokenProvider:
         self._session = session
         self._endpoint: str | None = None
         self._endpoint_lock = threading.Lock()
+        self._token_key: TokenKey | None = None
         self._file_cache = FileTokenCache(settings.token_cache_dir) if settings.token_file_cache else None
         self._last_masked: str | None = None
         self.tokens_requested = 0
@@ -160,8 +161,10 @@ class TokenProvider:
                 log.info("Access token rejected by the API; the next request fetches a new one.")
 
     def _key(self) -> TokenKey:
-        s = self._settings
-        return TokenKey.build(self.token_endpoint, s.client_id, s.scope, s.client_secret)
+        if self._token_key is None:
+            s = self._settings
+            self._token_key = TokenKey.build(self.token_endpoint, s.client_id, s.scope, s.client_secret)
+        return self._token_key
 
     def _obtain(self, key: TokenKey) -> CachedToken:
         cache = self._file_cache
