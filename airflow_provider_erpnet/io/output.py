@@ -103,7 +103,7 @@ _Storage = _LocalStorage | _ObjectStorage
 
 
 def _storage_for(target: Any) -> tuple[_Storage, Any]:
-    """Local paths become ``Path``; URL strings become ``UPath``; path objects are duck-typed."""
+    """Local paths (also ``file://``) become ``Path``; other URLs ``UPath``; path objects are duck-typed."""
     if isinstance(target, str) and "://" in target and not target.startswith("file://"):
         try:
             from upath import UPath
@@ -115,6 +115,8 @@ def _storage_for(target: Any) -> tuple[_Storage, Any]:
         return _ObjectStorage(), UPath(target)
     if isinstance(target, str) and target.startswith("file://"):
         target = target.removeprefix("file://")
+    elif getattr(target, "protocol", None) in ("file", "local") and hasattr(target, "path"):
+        target = target.path  # a local ObjectStoragePath: keep fsync and os.replace
     if isinstance(target, (str, os.PathLike)):
         path = Path(os.fspath(target)).absolute()
         if path.is_dir():
@@ -158,12 +160,12 @@ class _PartFile:
     def discard(self) -> bool:
         """Close without finishing; True when every handle closed cleanly."""
         clean = True
-        for handle in (self.gzip, self.sink):
-            if handle is None:
+        for close in (self.writer.discard, self.gzip and self.gzip.close, self.sink.close):
+            if not close:
                 continue
             try:
-                handle.close()
-            except (OSError, ValueError):
+                close()
+            except (OSError, ValueError):  # the sink may be what failed; the file is deleted next
                 clean = False
         return clean
 

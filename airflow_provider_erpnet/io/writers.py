@@ -30,6 +30,9 @@ class FormatWriter(Protocol):
     def close(self) -> None:
         """Finish the file format; the sink stays open."""
 
+    def discard(self) -> None:
+        """Stop without finishing: the file is about to be deleted."""
+
 
 class JsonlWriter:
     """One JSON object per line, keys in column order, decimals as exact JSON numbers."""
@@ -42,6 +45,9 @@ class JsonlWriter:
 
     def close(self) -> None:
         """JSON Lines has no trailer."""
+
+    def discard(self) -> None:
+        """Nothing is buffered."""
 
 
 class CsvWriter:
@@ -58,6 +64,9 @@ class CsvWriter:
 
     def close(self) -> None:
         """CSV has no trailer."""
+
+    def discard(self) -> None:
+        """Nothing is buffered."""
 
 
 class ParquetWriter:
@@ -85,6 +94,12 @@ class ParquetWriter:
 
     def close(self) -> None:
         self._flush()
+        self._writer.close()
+
+    def discard(self) -> None:
+        """Drop buffered rows and close the Arrow writer now, while its sink is still open."""
+        self._batches = []
+        self._buffered = 0
         self._writer.close()
 
     def _flush(self) -> None:

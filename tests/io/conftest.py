@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -133,45 +133,46 @@ def order(number: int, **overrides: Any) -> dict[str, Any]:
     return record
 
 
-# Values that break naive writers; each row differs in the columns that matter.
-TRICKY = [
-    order(1),
-    order(
-        2,
-        Notes='quote " comma , newline \n and CRLF \r\n end',
-        DisplayText="",
-        Description={"en": "Emoji 😀", "BG": "Кирилица «ё»", "DE": None},
-        ExchangeRate=Decimal("123456789012345678.1234567890"),
-        Weight=Decimal("-999999999999999.999"),
-        TotalAmount={"Value": Decimal("-9999999999999999.99"), "Currency": "BGN"},
-        TotalQuantity={"Value": 7, "Unit": ""},
-        CreationTime="2021-03-28T00:59:59.999999Z",
-        AggregateLastUpdateTimeUtc="2020-12-31T23:59:59.999999-02:00",
-        DocumentDate="2020-05-08T00:00:00Z",
-        Tags=[],
-    ),
-    order(
-        3,
-        Notes=None,
-        DisplayText=" padded ",
-        Void=True,
-        Sequence=-(2**63),
-        ExchangeRate=Decimal("0E-10"),
-        Weight=None,
-        TotalAmount=None,
-        TotalQuantity={"Value": None, "Unit": "KG"},
-        Description={},
-        Customer=None,
-        CreationTime="2020-10-25T01:30:00+02:00",
-        AggregateLastUpdateTimeUtc="0001-01-01T00:00:00Z",
-        Lines=[],
-        Tags=None,
-        CustomProperty_Priority=None,
-    ),
-]
+@pytest.fixture
+def make_order() -> Callable[..., dict[str, Any]]:
+    return order
 
-EXPECTED_3 = {
-    "DocumentDate": date(2020, 5, 8),
-    "CreationTime": datetime(2020, 10, 24, 23, 30, tzinfo=timezone.utc),
-    "AggregateLastUpdateTimeUtc": datetime(1, 1, 1, tzinfo=timezone.utc),
-}
+
+@pytest.fixture
+def records() -> list[dict[str, Any]]:
+    """Three orders with values that break naive writers; returned fresh for every test."""
+    return [
+        order(1),
+        order(
+            2,
+            Notes='quote " comma , newline \n and CRLF \r\n end',
+            DisplayText="",
+            Description={"en": "Emoji 😀", "BG": "Кирилица «ё»", "DE": None},
+            ExchangeRate=Decimal("123456789012345678.1234567890"),
+            Weight=Decimal("-999999999999999.999"),
+            TotalAmount={"Value": Decimal("-9999999999999999.99"), "Currency": "BGN"},
+            TotalQuantity={"Value": 7, "Unit": ""},
+            CreationTime="2021-03-28T00:59:59.999999Z",
+            AggregateLastUpdateTimeUtc="2020-12-31T23:59:59.999999-02:00",
+            DocumentDate="2020-05-08T00:00:00Z",
+            Tags=[],
+        ),
+        order(
+            3,
+            Notes=None,
+            DisplayText=" padded ",
+            Void=True,
+            Sequence=-(2**63),
+            ExchangeRate=Decimal("0E-10"),
+            Weight=None,
+            TotalAmount=None,
+            TotalQuantity={"Value": None, "Unit": "KG"},
+            Description={},
+            Customer=None,
+            CreationTime="2020-10-25T01:30:00+02:00",
+            AggregateLastUpdateTimeUtc="0001-01-01T00:00:00Z",
+            Lines=[],
+            Tags=None,
+            CustomProperty_Priority=None,
+        ),
+    ]
