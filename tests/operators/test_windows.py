@@ -1,0 +1,109 @@
+"""Incremental windows -> $filter, and how the request combines them with the user's query."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pendulum
+import pytest
+
+from airflow_provider_erpnet.client.errors import ErpNetConfigError
+from airflow_provider_erpnet.operators.extraction import ExtractionRequest, required_select
+from airflow_provider_erpnet.operators.windows import and_filters, window_for, window_from_context
+
+COLUMN = "AggregateLastUpdateTimeUtc"
+UTC = dt.timezone.utc
+
+
+def test_window_is_closed_and_reaches_back_by_the_overlap() -> None:
+    window = window_for(
+        COLUMN,
+        dt.datetime(2025, 9, 1, 10, tzinfo=UTC),
+        dt.datetime(2025, 9, 1, 11, tzinfo=UTC),
+        dt.timedelta(minutes=5),
+    )
+    assert window.filter() == f"{COLUMN} ge 2025-09-01T09:55:00Z and {COLUMN} le 2025-09-01T11:00:00Z"
+    assert window.to_dict() == {
+        "column": COLUMN,
+        "start": "2025-09-01T09:55:00Z",
+        "end": "2025-09-01T11:00:00Z",
+        "overlap_seconds": "300",
+    }
+
+
+def test_airflow_interval_in_another_zone_is_written_in_utc() -> None:
+    context = {
+        "data_interval_start": pendulum.datetime(2025, 9, 1, 12, tz="Europe/Sofia"),
+        "data_interval_end": pendulum.datetime(2025, 9, 1, 13, tz="Europe/Sofia"),
+    }
+    window = window_from_context(context, COLUMN, dt.timedelta(0))
+    assert window.filter() == f"{COLUMN} ge 2025-09-01T09:00:00Z and {COLUMN} le 2025-09-01T10:00:00Z"
+
+
+def test_run_without_data_interval_is_refused_not_turned_into_a_full_export() -> None:
+    with pytest.raises(ErpNetConfigError, match=r"data interval.*remove\s+incremental_column"):
+        window_from_context({"data_interval_start": None, "data_interval_end": None}, COLUMN, dt.timedelta(0))
+
+
+@pytest.mark.parametrize("overlap", [dt.timedelta(minutes=-1), 300])
+def test_bad_overlap(overlap: object) -> None:
+    now = dt.datetime(2025, 9, 1, tzinfo=UTC)
+    with pytest.raises(ErpNetConfigError, match="overlap"):
+        window_for(COLUMN, now, now, overlap)  # type: ignore[arg-type]
+
+
+def test_interval_ending_before_it_starts() -> None:
+    start = dt.datetime(2025, 9, 1, 11, tzinfo=UTC)
+    with pytest.raises(ErpNetConfigError, match=r"ends .* before it starts"):
+        window_for(COLUMN, start, start - dt.timedelta(hours=1), dt.timedelta(0))
+
+
+def test_filters_are_parenthesised_before_and() -> None:
+    assert and_filters(None, "  ") is None
+    assert and_filters("A eq 1", None) == "A eq 1"
+    assert and_filters("A eq 1 and B eq 2", "C ge 3") == "(A eq 1 and B eq 2) and (C ge 3)"
+
+
+def test_request_combines_user_filter_window_and_required_columns() -> None:
+    window = window_for(
+        COLUMN, dt.datetime(2025, 9, 1, tzinfo=UTC), dt.datetime(2025, 9, 2, tzinfo=UTC), dt.timedelta(0)
+    )
+    request = ExtractionRequest(
+        "Crm_Sales_SalesOrders",
+        filter="State eq 'Released'",
+        select="DocumentNo, State",
+        incremental_column=COLUMN,
+        window=window,
+    )
+    assert request.full_filter == f"(State eq 'Released') and ({window.filter()})"
+    assert request.full_select == ("DocumentNo", "State", "Id", COLUMN)
+    assert request.describe() == {
+        "filter": request.full_filter,
+        "select": f"DocumentNo,State,Id,{COLUMN}",
+    }
+
+
+def test_required_select() -> None:
+    assert required_select(None, ["Id", None]) == ("default", "Id")
+    assert required_select(["Id", "Number"], ["Id", COLUMN]) == ("Id", "Number", COLUMN)
+    assert required_select("default,Id", ["Id"]) == ("default", "Id")
+
+
+@pytest.mark.parametrize(
+    ("orderby", "in_order"),
+    [
+        (None, True),
+        ("Id", True),
+        ("Id asc", True),
+        ("Id desc", False),
+        ("Number,Id", False),
+        ("Number", False),
+    ],
+)
+def test_which_orders_keep_ids_increasing(orderby: str | None, in_order: bool) -> None:
+    assert ExtractionRequest("Crm_Sales_Customers", orderby=orderby).ids_in_order is in_order
+
+
+def test_check_count_choices() -> None:
+    with pytest.raises(ErpNetConfigError, match="check_count"):
+        ExtractionRequest("Crm_Sales_Customers", check_count="yes")  # type: ignore[arg-type]
