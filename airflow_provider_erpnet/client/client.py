@@ -90,7 +90,7 @@ class ErpNetClient:
                 log.info("The Domain API refused /$count (HTTP %d); counting with $count=true", error.status)
                 self._count_segment = False
                 return total
-            return _parse_count(response.text, url)
+            return _parse_count(response.content, url)
 
     def get(
         self,
@@ -187,8 +187,8 @@ class ErpNetClient:
             ) from error
 
 
-def _parse_count(text: str, url: str) -> int:
-    digits = text.strip().lstrip("\ufeff")
+def _parse_count(body: bytes, url: str) -> int:
+    digits = body.decode("utf-8-sig", errors="replace").strip()
     if not _DIGITS.fullmatch(digits):
         raise ErpNetTransportError(f"{url}/$count did not answer with a number.", url=f"{url}/$count")
     return int(digits)

@@ -10,8 +10,8 @@ one driver (``iter_pages``) that sends those requests and yields pages. The stra
    ``$skip`` on a stable order (``Id`` is appended to the order if missing). When that order
    differs from the one page 1 used, page 1 is fetched again in that order before anything is
    yielded, so every page comes from the same ordering.
-4. A short or empty page ends the stream, and so does a page without a next link once the server
-   has sent one (it omits the link only on the last page).
+4. A short or empty page ends the stream (a final empty page is not yielded), and so does a page
+   without a next link once the server has sent one (it omits the link only on the last page).
 """
 
 from __future__ import annotations
@@ -203,6 +203,8 @@ def iter_pages(fetch_json: FetchJson, api_url: str, query: ODataQuery) -> Iterat
             if request is None:
                 break
             page = _fetch(fetch_json, request, page.number + 1, query.entity_set)
+            if not page.records and page.next_link is None:
+                break  # the empty answer that ends $skip paging is not a page of data
         finished = True
     finally:
         log.info(
