@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -14,6 +14,7 @@ from airflow_provider_erpnet.client import auth
 from airflow_provider_erpnet.client.auth import TokenProvider
 from airflow_provider_erpnet.client.errors import ErpNetAuthError, ErpNetTransportError
 from airflow_provider_erpnet.client.settings import ErpNetSettings
+from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Sandbox
 from tests.client.helpers_servers import (
     FakeIdentity,
     Recorded,
@@ -44,6 +45,23 @@ def settings_for(url: str, tmp_path: Path, **changes: object) -> ErpNetSettings:
     }
     values.update(changes)
     return ErpNetSettings(**values)  # type: ignore[arg-type]
+
+
+def sandbox_settings(sandbox: Sandbox, tmp_path: Path, **changes: object) -> ErpNetSettings:
+    values: dict[str, object] = {
+        "client_id": DEFAULT_CLIENT_ID,
+        "client_secret": DEFAULT_SECRET,
+        "scope": None,
+    }
+    values.update(changes)
+    return settings_for(sandbox.base_url, tmp_path, **values)
+
+
+@pytest.fixture(scope="module")
+def shared_sandbox() -> Iterator[Sandbox]:
+    """One sandbox for the refusal cases: none of them gets a token, so they cannot interfere."""
+    with Sandbox(scale=10) as sandbox:
+        yield sandbox
 
 
 @pytest.fixture
@@ -178,16 +196,19 @@ def test_invalidated_token_in_the_file_is_not_reused(tmp_path: Path, session: re
     assert len(identity.issued) == 2
 
 
-def test_short_lived_token_is_refreshed_near_expiry(tmp_path: Path, session: requests.Session) -> None:
-    identity = FakeIdentity(expires_in=4)  # refresh margin: half of it, 2 s
-    with identity_server(identity) as server:
-        provider = TokenProvider(settings_for(server.url, tmp_path), session)
-        first = provider.token()
-        assert provider.token() == first
-        threading.Event().wait(2.2)
-        second = provider.token()
+def test_short_lived_token_is_refreshed_near_expiry(
+    erpnet_sandbox_factory: Callable[..., Sandbox], tmp_path: Path, session: requests.Session
+) -> None:
+    sandbox = erpnet_sandbox_factory(token_lifetime=4)  # refresh margin: half of it, 2 s
+    provider = TokenProvider(sandbox_settings(sandbox, tmp_path), session)
+    first = provider.token()
+    assert provider.token() == first
+    assert sandbox.stats()["tokens_issued"] == 1
+    threading.Event().wait(2.2)
+    second = provider.token()
     assert second != first
     assert provider.tokens_requested == 2
+    assert sandbox.stats()["tokens_issued"] == 2
 
 
 def test_masker_receives_the_secret_and_every_token(tmp_path: Path, session: requests.Session) -> None:
@@ -318,3 +339,53 @@ def test_identity_read_timeout(
             provider.token()
     assert "read_timeout" in str(info.value)
     assert_no_leak(info.value, caplog.text, SECRET)
+
+
+WRONG_SECRET = "wrong-secret-x1"
+# (app suffix, secret, scope, OAuth error, hint the message must contain)
+SANDBOX_REFUSALS = {
+    "wrong-secret": ("first", WRONG_SECRET, None, "invalid_client", "ApplicationUri"),
+    "unknown-app": ("nobody", DEFAULT_SECRET, None, "invalid_client", "ApplicationUri"),
+    "disabled": ("disabled", DEFAULT_SECRET, None, "invalid_client", "IsEnabled"),
+    "public": ("public", DEFAULT_SECRET, None, "invalid_client", "ClientType is Confidential"),
+    "nosystemuser": ("nosystemuser", DEFAULT_SECRET, None, "unauthorized_client", "SystemUserAllowed"),
+    "scope-not-allowed": ("readonly", DEFAULT_SECRET, "read update", "invalid_scope", "'read update'"),
+}
+
+
+@pytest.mark.parametrize(
+    ("app", "secret", "scope", "error", "hint"), SANDBOX_REFUSALS.values(), ids=SANDBOX_REFUSALS.keys()
+)
+def test_sandbox_refusals_raise_auth_errors_with_the_right_hint(
+    shared_sandbox: Sandbox,
+    tmp_path: Path,
+    session: requests.Session,
+    caplog: pytest.LogCaptureFixture,
+    app: str,
+    secret: str,
+    scope: str | None,
+    error: str,
+    hint: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    client_id = f"my.trusted.app/{app}"
+    settings = sandbox_settings(
+        shared_sandbox, tmp_path, client_id=client_id, client_secret=secret, scope=scope
+    )
+    with pytest.raises(ErpNetAuthError) as info:
+        TokenProvider(settings, session).token()
+    assert info.value.error == error
+    assert hint in str(info.value)
+    assert client_id in str(info.value)
+    assert_no_leak(info.value, caplog.text, secret, DEFAULT_SECRET)
+    assert shared_sandbox.stats()["tokens_issued"] == 0
+
+
+def test_sandbox_issues_a_token_for_the_default_app(
+    erpnet_sandbox: Sandbox, tmp_path: Path, session: requests.Session
+) -> None:
+    provider = TokenProvider(sandbox_settings(erpnet_sandbox, tmp_path, scope="read"), session)
+    token = provider.token()
+    assert token.count(".") == 2  # a JWT
+    assert provider.token_endpoint == f"{erpnet_sandbox.identity_url}/connect/token"
+    assert erpnet_sandbox.stats()["tokens_issued"] == 1

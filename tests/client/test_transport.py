@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -24,6 +25,7 @@ from airflow_provider_erpnet.client.errors import (
 from airflow_provider_erpnet.client.retry import declared_length_mismatch, retry_after_seconds
 from airflow_provider_erpnet.client.settings import ErpNetSettings
 from airflow_provider_erpnet.client.transport import Transport
+from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Sandbox
 from tests.client.helpers_servers import (
     FakeIdentity,
     Handler,
@@ -372,3 +374,90 @@ def test_unreachable_api(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> No
 def retry_waits(caplog: pytest.LogCaptureFixture) -> list[float]:
     """The wait (seconds) each retry log line announced."""
     return [float(r.args[-1]) for r in caplog.records if "retrying in" in r.getMessage()]  # type: ignore[index]
+
+
+def sandbox_transport(sandbox: Sandbox, tmp_path: Path, **changes: object) -> Transport:
+    defaults: dict[str, object] = {"client_id": DEFAULT_CLIENT_ID, "client_secret": DEFAULT_SECRET}
+    return Transport(settings_for(sandbox.base_url, tmp_path, **{**defaults, **changes}))
+
+
+def test_sandbox_faults_are_retried_to_success(
+    erpnet_sandbox_factory: Callable[..., Sandbox], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    sandbox = erpnet_sandbox_factory(
+        rate_429=0.15, retry_after=0, rate_503=0.15, rate_drop=0.1, rate_truncate=0.1
+    )
+    with sandbox_transport(sandbox, tmp_path) as transport:
+        pages = [
+            transport.get_json("Crm_Sales_Customers", {"$top": "20", "$skip": str(20 * n)}) for n in range(25)
+        ]
+        token = transport.auth.token()
+    assert all(len(page["value"]) == 20 for page in pages)
+    faults = sandbox.stats()["faults_injected"]
+    assert all(faults[kind] > 0 for kind in ("429", "503", "drop", "truncate")), faults
+    assert transport.retries == sum(faults.values())  # each fault cost exactly one retry
+    assert sandbox.stats()["tokens_issued"] == 1
+    assert_no_leak(Exception(), caplog.text, DEFAULT_SECRET, token)
+
+
+def test_sandbox_retry_after_is_honoured_then_exhausted(
+    erpnet_sandbox_factory: Callable[..., Sandbox], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    sandbox = erpnet_sandbox_factory(rate_429=1.0, retry_after=1)
+    with sandbox_transport(sandbox, tmp_path, max_attempts=2, max_wait=5) as transport:
+        with pytest.raises(ErpNetApiError, match="Gave up after 2 attempts; the last answer was 429") as info:
+            transport.get_json("Crm_Sales_Customers", {"$top": "1"}, entity_set="Crm_Sales_Customers")
+        assert retry_waits(caplog) == [1.0]
+        sandbox.set_faults(rate_429=0.0)
+        assert len(transport.get_json("Crm_Sales_Customers", {"$top": "1"})["value"]) == 1
+    assert info.value.status == 429
+
+
+def test_sandbox_revoke_mid_run_costs_exactly_one_token(erpnet_sandbox: Sandbox, tmp_path: Path) -> None:
+    transports = [sandbox_transport(erpnet_sandbox, tmp_path) for _ in range(8)]
+    try:
+        for transport in transports:
+            transport.get_json("Crm_Sales_Customers", {"$top": "1"})
+        assert erpnet_sandbox.stats()["tokens_issued"] == 1
+        erpnet_sandbox.revoke_tokens()
+        start = threading.Barrier(len(transports))
+
+        def read(transport: Transport) -> None:
+            start.wait()
+            for _ in range(3):
+                transport.get_json("Crm_Sales_Customers", {"$top": "1"})
+
+        threads = [threading.Thread(target=read, args=(t,)) for t in transports]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        for transport in transports:
+            transport.close()
+    stats = erpnet_sandbox.stats()
+    assert stats["tokens_issued"] == 2
+    assert stats["api_by_status"]["200"] == len(transports) * 4
+    assert 1 <= stats["api_by_status"]["401"] <= len(transports)
+
+
+def test_sandbox_missing_scope_is_a_403_with_the_scope_hint(erpnet_sandbox: Sandbox, tmp_path: Path) -> None:
+    with (
+        sandbox_transport(erpnet_sandbox, tmp_path, client_id="my.trusted.app/writeonly") as transport,
+        pytest.raises(ErpNetApiError, match="lacks the scope") as info,
+    ):
+        transport.get_json("Crm_Sales_Customers", {"$top": "1"}, entity_set="Crm_Sales_Customers")
+    assert info.value.status == 403
+    assert info.value.entity_set == "Crm_Sales_Customers"
+
+
+def test_sandbox_unknown_entity_set_is_a_404_with_a_hint(erpnet_sandbox: Sandbox, tmp_path: Path) -> None:
+    with (
+        sandbox_transport(erpnet_sandbox, tmp_path) as transport,
+        pytest.raises(ErpNetApiError, match="Unknown entity set") as info,
+    ):
+        transport.get_json("Crm_Sales_Customerz", entity_set="Crm_Sales_Customerz")
+    assert info.value.status == 404
+    assert info.value.server_message
