@@ -65,7 +65,10 @@ def window_from_context(context: Mapping[str, Any], column: str, overlap: dt.tim
 
     A run without a data interval (a manual run of a DAG triggered without a logical date) is an
     error rather than a silent full export: an incremental task that suddenly reads the whole
-    entity set can be very large, and its output would not be an interval's slice.
+    entity set can be very large, and its output would not be an interval's slice. An empty
+    interval (start == end) is an error too: Airflow 3 turns a cron string into
+    ``CronTriggerTimetable``, whose runs are instants, and consecutive instant windows would skip
+    every row changed between them.
     """
     start = context.get("data_interval_start")
     end = context.get("data_interval_end")
@@ -74,6 +77,13 @@ def window_from_context(context: Mapping[str, Any], column: str, overlap: dt.tim
             f"incremental_column={column!r} needs the run's data interval, but this run has none "
             "(a manual run without a logical date). Trigger the DAG with a logical date, or remove "
             "incremental_column to export the whole entity set."
+        )
+    if start == end:
+        raise ErpNetConfigError(
+            f"incremental_column={column!r} needs a data interval, but this run's is empty "
+            f"({start.isoformat()}): schedule the DAG with a data-interval timetable, e.g. "
+            "schedule=CronDataIntervalTimetable('@hourly', timezone='UTC') or a timedelta, "
+            "not a plain cron string (Airflow 3 makes that a CronTriggerTimetable of instants)."
         )
     return window_for(column, start, end, overlap)
 

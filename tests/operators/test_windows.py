@@ -45,6 +45,14 @@ def test_run_without_data_interval_is_refused_not_turned_into_a_full_export() ->
         window_from_context({"data_interval_start": None, "data_interval_end": None}, COLUMN, dt.timedelta(0))
 
 
+def test_empty_interval_of_a_cron_trigger_timetable_is_refused() -> None:
+    moment = pendulum.datetime(2025, 9, 1, 10, tz="UTC")
+    with pytest.raises(ErpNetConfigError, match="CronDataIntervalTimetable"):
+        window_from_context(
+            {"data_interval_start": moment, "data_interval_end": moment}, COLUMN, dt.timedelta(minutes=5)
+        )
+
+
 @pytest.mark.parametrize("overlap", [dt.timedelta(minutes=-1), 300])
 def test_bad_overlap(overlap: object) -> None:
     now = dt.datetime(2025, 9, 1, tzinfo=UTC)

@@ -1,0 +1,44 @@
+"""Nightly full export of ERP.net customers and products to Parquet.
+
+Each night writes ``<erpnet_output_dir>/full/<ds>/customers.parquet`` and ``products.parquet``.
+A file appears only when every page was read and its row count matched the server's ``$count``;
+each task returns the file's manifest (paths, rows, column schema) through XCom and updates the
+Asset ``erpnet://erpnet_default/<entity set>``.
+
+Set the Airflow Variable ``erpnet_output_dir`` (a local directory, or an ObjectStoragePath URL such
+as ``s3://aws_default@my-bucket/erpnet``) and the connection ``erpnet_default``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag
+
+from airflow_provider_erpnet.operators.odata import ErpNetODataOperator
+
+OUTPUT_DIR = "{{ var.value.get('erpnet_output_dir', '/tmp/erpnet') }}/full/{{ ds }}"
+EXPORTS = {
+    "customers": "Crm_Sales_Customers",
+    "products": "General_Products_Products",
+}
+
+
+@dag(
+    schedule="0 2 * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=10)},
+    tags=["erpnet", "example"],
+)
+def erpnet_nightly_full_export() -> None:
+    for name, entity_set in EXPORTS.items():
+        ErpNetODataOperator(
+            task_id=f"export_{name}",
+            entity_set=entity_set,
+            output_path=f"{OUTPUT_DIR}/{name}.parquet",
+        )
+
+
+erpnet_nightly_full_export()
