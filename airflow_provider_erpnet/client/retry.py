@@ -147,7 +147,7 @@ def call_with_retries(
             retry_state.attempt_number,
             settings.max_attempts,
             describe(exc) if exc else "no outcome",
-            retry_state.upcoming_sleep,
+            retry_state.next_action.sleep if retry_state.next_action else 0.0,
         )
 
     retrying = tenacity.Retrying(
