@@ -26,7 +26,7 @@ from .manifest import Manifest, as_manifest
 from .schema import Column
 from .writers import GZIP_SUFFIX
 
-BATCH_ROWS = 10_000
+BATCH_ROWS = 1_000
 PathFactory = Callable[[str], Any]
 
 
