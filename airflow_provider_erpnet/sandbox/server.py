@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_erpnet.sandbox.faults import Fault, FaultInjector, check_count
 from airflow_provider_erpnet.sandbox.identity import Identity, InvalidToken, TokenError
@@ -236,7 +236,7 @@ class SandboxApp:
         except InvalidToken as exc:
             challenge = f'Bearer error="invalid_token", error_description="{exc}"'
             return self._api_error(401, "Unauthorized", str(exc), {"WWW-Authenticate": challenge})
-        path = unquote(request.path[len(API_ROOT) :])
+        path = request.path[len(API_ROOT) :]
         answer = self.domain.handle(
             request.method, path, request.query, base_url=self.api_url, scopes=access.scopes
         )
