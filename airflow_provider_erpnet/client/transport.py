@@ -43,8 +43,8 @@ _STATUS_HINTS = {
     "support eq, ge, le, and, in and contains/startswith/endswith, not 'or').",
     403: "The token lacks the scope for this request: check the trusted application's Scope and the "
     "connection's scope (reading needs 'read').",
-    404: "Unknown entity set or no entity with that id: check the name against $metadata (ERP.net "
-    "renames entity sets between versions).",
+    404: "Not found: check the entity set name against $metadata (ERP.net renames entity sets "
+    "between versions) and, for a single entity, that the id exists.",
     500: "ERP.net raised a domain error; its message above says which.",
 }
 

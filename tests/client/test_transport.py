@@ -269,7 +269,7 @@ def test_both_error_envelopes_are_read(tmp_path: Path, body: dict[str, object]) 
 
 @pytest.mark.parametrize(
     ("status", "hint"),
-    [(400, "check $filter"), (403, "lacks the scope"), (404, "Unknown entity set or no entity with that id")],
+    [(400, "check $filter"), (403, "lacks the scope"), (404, "check the entity set name against $metadata")],
 )
 def test_status_hints(tmp_path: Path, status: int, hint: str) -> None:
     odata_error = json_reply({"error": {"code": "", "message": "The server says no"}}, status)
@@ -456,7 +456,7 @@ def test_sandbox_missing_scope_is_a_403_with_the_scope_hint(erpnet_sandbox: Sand
 def test_sandbox_unknown_entity_set_is_a_404_with_a_hint(erpnet_sandbox: Sandbox, tmp_path: Path) -> None:
     with (
         sandbox_transport(erpnet_sandbox, tmp_path) as transport,
-        pytest.raises(ErpNetApiError, match="Unknown entity set") as info,
+        pytest.raises(ErpNetApiError, match="check the entity set name") as info,
     ):
         transport.get_json("Crm_Sales_Customerz", entity_set="Crm_Sales_Customerz")
     assert info.value.status == 404
