@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import tracemalloc
 from decimal import Decimal
 from pathlib import Path
@@ -133,3 +134,51 @@ def test_memory_does_not_grow_with_rows(tmp_path: Path, make_order: Any, suffix:
 
     small, large = peak(8), peak(40)
     assert large < small * 1.25 + 500_000, (small, large)
+
+
+@pytest.mark.parametrize(
+    ("entity_set", "select", "expand"),
+    [
+        ("Crm_Sales_SalesOrders", ["Id", "default"], "Lines"),
+        ("Crm_Sales_SalesOrderLines", None, None),
+        ("General_Products_Products", ["default", "Id"], None),
+    ],
+)
+def test_sandbox_pages_round_trip_through_every_format(
+    tmp_path: Path, erpnet_sandbox: Any, entity_set: str, select: list[str] | None, expand: str | None
+) -> None:
+    """Real pages from the local ERP.net sandbox: its $metadata, its value shapes, every format."""
+    from airflow_provider_erpnet.client import ErpNetClient, ErpNetSettings
+    from airflow_provider_erpnet.io import columns_for
+    from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET
+
+    settings = ErpNetSettings(
+        instance_url=erpnet_sandbox.base_url,
+        client_id=DEFAULT_CLIENT_ID,
+        client_secret=DEFAULT_SECRET,
+        token_file_cache=False,
+    )
+    with ErpNetClient(settings) as client:
+        columns = columns_for(client.metadata(), entity_set, select, expand)
+        query = {"select": select, "expand": expand, "page_size": 200}
+        pages = [page.records for page in itertools.islice(client.iter_pages(entity_set, **query), 3)]
+    results = {}
+    for suffix in ("jsonl", "csv", "parquet"):
+        with OutputWriter(tmp_path / f"out.{suffix}", None, columns, max_rows_per_file=250) as out:
+            for records in pages:
+                out.write_page(records)
+        results[suffix] = list(
+            iter_records(Manifest(entity_set, out.format, out.files, out.rows, 0, columns))
+        )
+    assert len(results["jsonl"]) == sum(len(p) for p in pages) > 0
+    assert results["csv"] == results["jsonl"]
+    assert results["parquet"] == results["jsonl"]
+    source, first = pages[0][0], results["parquet"][0]
+    for column in columns:
+        value = source.get(column.name)
+        if column.kind == "reference" and value is not None:
+            assert first[column.name] == value["@odata.id"]
+        elif column.kind in ("json", "multilang", "string", "enum", "bool", "int32", "int64"):
+            assert first[column.name] == value, column.name
+        elif column.kind in ("amount", "quantity") and value is not None:
+            assert first[column.name]["Value"] == Decimal(str(value["Value"])), column.name

@@ -346,3 +346,13 @@ def test_without_pyarrow_parquet_fails_early_and_text_formats_still_work(tmp_pat
     assert "pip install 'airflow-provider-erpnet[parquet]'" in result.stdout
     assert "READ: [{'DocumentNo': '1'}]" in result.stdout
     assert not (tmp_path / "x.parquet").exists()
+
+
+def test_rows_read_back_can_be_written_again_unchanged(
+    tmp_path: Path, columns: list[Column], records: list[dict[str, Any]]
+) -> None:
+    """The typed rows ``iter_records`` yields are valid input, so a spool can be rewritten in any format."""
+    spool = write(tmp_path / "spool.jsonl", columns, [records])
+    for suffix in ("csv", "parquet"):
+        again = write(tmp_path / f"again.{suffix}", columns, [list(iter_records(spool))])
+        assert list(iter_records(again)) == EXPECTED
