@@ -9,7 +9,7 @@ multilanguage and json values are JSON text; decimals are plain digits, never ex
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TextIO
@@ -36,7 +36,7 @@ def header(columns: list[Column]) -> list[str]:
     return names
 
 
-def format_line(fields: list[str | None]) -> str:
+def format_line(fields: Sequence[str | None]) -> str:
     return ",".join(_quote(field) for field in fields) + LINE_END
 
 

@@ -142,7 +142,12 @@ class _PartFile:
         self.rows = 0
         self.sink = storage.open(self.temp)
         self.gzip = gzip.GzipFile(fileobj=self.sink, mode="wb", mtime=0, filename="") if layout.gzip else None
-        self.writer: FormatWriter = layout.format.writer(self.gzip or self.sink, columns, **options)
+        try:
+            self.writer: FormatWriter = layout.format.writer(self.gzip or self.sink, columns, **options)
+        except BaseException:
+            self.sink.close()
+            storage.remove(self.temp)
+            raise
 
     def write(self, rows: list[Row], first_row: int) -> None:
         self.writer.write(rows, first_row)

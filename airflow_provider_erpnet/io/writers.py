@@ -37,7 +37,7 @@ class FormatWriter(Protocol):
 class JsonlWriter:
     """One JSON object per line, keys in column order, decimals as exact JSON numbers."""
 
-    def __init__(self, sink: BinaryIO, columns: list[Column], **_: Any) -> None:
+    def __init__(self, sink: BinaryIO, columns: list[Column]) -> None:
         self.sink = sink
 
     def write(self, rows: list[Row], first_row: int) -> None:
@@ -53,10 +53,10 @@ class JsonlWriter:
 class CsvWriter:
     """A header row, then one flattened line per row (see ``csvcodec``)."""
 
-    def __init__(self, sink: BinaryIO, columns: list[Column], **_: Any) -> None:
+    def __init__(self, sink: BinaryIO, columns: list[Column]) -> None:
         self.sink = sink
         self.columns = columns
-        sink.write(csvcodec.format_line(list(csvcodec.header(columns))).encode("utf-8"))
+        sink.write(csvcodec.format_line(csvcodec.header(columns)).encode("utf-8"))
 
     def write(self, rows: list[Row], first_row: int) -> None:
         text = "".join(csvcodec.format_line(csvcodec.encode_row(self.columns, row)) for row in rows)
