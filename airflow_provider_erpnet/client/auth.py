@@ -114,6 +114,12 @@ def clear_memory_cache() -> None:
     _MEMORY.clear()
 
 
+def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """An explicit no-op auth: without one, requests adds Basic auth from ~/.netrc, and the
+    identity server refuses a request that carries client credentials twice."""
+    return request
+
+
 class TokenProvider:
     """Hands out a valid access token for one trusted application, fetching one only when needed."""
 
@@ -211,6 +217,7 @@ class TokenProvider:
             url,
             data=data,
             headers={"Accept": "application/json"},
+            auth=_no_netrc,
             timeout=(s.connect_timeout, s.read_timeout),
             verify=s.verify,
             stream=True,

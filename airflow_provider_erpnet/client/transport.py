@@ -58,6 +58,20 @@ class _Answer:
     value: Any
 
 
+class _BearerAuth(requests.auth.AuthBase):
+    """Bearer token as a requests auth object, so a ~/.netrc entry for the host cannot replace it."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        return request
+
+    def __repr__(self) -> str:
+        return "_BearerAuth(***)"
+
+
 class Transport:
     """Sends authenticated GETs to the Domain API; see the module docstring for the guarantees."""
 
@@ -142,7 +156,8 @@ class Transport:
             token = self.auth.token()
             response = self.session.get(
                 url,
-                headers={"Authorization": f"Bearer {token}", "Accept": accept},
+                headers={"Accept": accept},
+                auth=_BearerAuth(token),
                 timeout=(self.settings.connect_timeout, self.settings.read_timeout),
                 verify=self.settings.verify,
                 stream=True,
