@@ -3,7 +3,9 @@
 Starts the CLI in a subprocess (large dataset), gets a token, follows ``@odata.nextLink`` over one
 keep-alive session for N pages of ``$top`` rows, and prints server-side pages/s and MB/s next to
 what ``json.loads`` of the same bodies costs the client. Next links are found with a byte search so
-that the fetch loop measures the server and the transfer, not client-side JSON decoding.
+that the fetch loop measures the server and the transfer, not client-side JSON decoding. The pages
+are fetched twice: the first pass builds each row's JSON, the second serves it from the Domain
+API's row cache, which isolates the HTTP layer's own cost.
 
     .venv/bin/python benchmarks/sandbox_speed.py --scale 1000000 --pages 200
 """
@@ -84,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             session.headers["Authorization"] = f"Bearer {token}"
             url = f"{base_url}/api/domain/odata/{args.entity_set}?$top={args.page_size}"
             bodies, durations = fetch_pages(session, url, args.pages)
+            _, warm = fetch_pages(session, url, args.pages)
             stats = session.get(f"{base_url}/admin/stats", timeout=30).json()
     finally:
         process.send_signal(signal.SIGINT)
@@ -98,8 +101,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"sandbox scale {args.scale:,} started (dataset ready, listening) in {startup:.2f} s")
     print(f"{args.entity_set}: {len(bodies)} pages, {rows:,} rows, {megabytes:,.1f} MB, keep-alive session")
     print(
-        f"  server+transfer: {fetch_seconds:.2f} s -> {rate(len(bodies), fetch_seconds)} pages/s, "
+        f"  first pass:  {fetch_seconds:.2f} s -> {rate(len(bodies), fetch_seconds)} pages/s, "
         f"{rate(megabytes, fetch_seconds)} MB/s, {rate(rows, fetch_seconds)} rows/s"
+    )
+    print(
+        f"  second pass (cached rows): {sum(warm):.2f} s -> {rate(len(warm), sum(warm))} pages/s, "
+        f"{rate(megabytes, sum(warm))} MB/s"
     )
     print(
         f"  first {len(head)} pages {rate(len(head), sum(head))} pages/s, "
