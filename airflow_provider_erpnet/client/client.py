@@ -54,7 +54,7 @@ class ErpNetClient:
         query = ODataQuery(
             entity_set=entity_set,
             filter=filter,
-            select=normalise_select(select),
+            select=select,
             expand=expand,
             orderby=orderby,
             page_size=page_size if page_size is not None else self.settings.page_size,

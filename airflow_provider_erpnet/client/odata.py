@@ -25,10 +25,10 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from .errors import ErpNetConfigError, ErpNetTransportError
+from .settings import MAX_PAGE_SIZE
 
 log = logging.getLogger(__name__)
 
-MAX_PAGE_SIZE = 1000
 # Options the pager owns; a caller setting them through ``params`` would break paging.
 _PAGING_OPTIONS = frozenset({"$top", "$skip", "$skiptoken"})
 _NAMED_OPTIONS = frozenset({"$filter", "$select", "$expand", "$orderby"})
@@ -51,7 +51,7 @@ class ODataQuery:
 
     entity_set: str
     filter: str | None = None
-    select: tuple[str, ...] | None = None
+    select: str | Sequence[str] | None = None  # stored as a tuple of names
     expand: str | None = None
     orderby: str | None = None
     page_size: int = MAX_PAGE_SIZE
