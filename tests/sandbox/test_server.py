@@ -6,6 +6,7 @@ import json
 import socket
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPConnection
 
 import pytest
@@ -184,6 +185,27 @@ def test_requests_share_one_keep_alive_connection(erpnet_sandbox: Sandbox) -> No
         connection.close()
 
 
+def test_concurrent_clients_are_served_and_counted(erpnet_sandbox: Sandbox, token_for: TokenFor) -> None:
+    token = token_for(erpnet_sandbox)
+
+    def fetch_pages(offset: int) -> list[int]:
+        with requests.Session() as session:
+            return [
+                session.get(
+                    f"{erpnet_sandbox.api_url}{CUSTOMERS}?$top=50&$skip={offset + 50 * i}",
+                    headers=bearer(token),
+                ).status_code
+                for i in range(5)
+            ]
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = [status for result in pool.map(fetch_pages, range(0, 400, 50)) for status in result]
+
+    assert statuses == [200] * 40
+    stats = erpnet_sandbox.stats()
+    assert (stats["api_requests"], stats["api_by_status"]) == (40, {"200": 40})
+
+
 def test_stop_closes_idle_connections_and_frees_the_port(token_for: TokenFor) -> None:
     sandbox = Sandbox().start()
     try:
@@ -211,6 +233,8 @@ def test_lifecycle_errors_are_explicit() -> None:
         assert sandbox.base_url == f"http://127.0.0.1:{sandbox.port}"
     with pytest.raises(ValueError, match="port"):
         Sandbox(port=70000)
+    with sandbox:
+        assert requests.get(f"{sandbox.base_url}/admin/stats", timeout=10).ok
 
 
 def test_connection_helpers_give_an_airflow_connection(erpnet_sandbox: Sandbox) -> None:
