@@ -275,14 +275,10 @@ LOOKUPS: dict[str, tuple[tuple[str, str, str], ...]] = {
 Field = Callable[[int, int], Any]  # (row key, row hash) -> wire value
 
 
-def _bits(h: int, shift: int, n: int) -> int:
-    """A number in [0, n) taken from the row hash: each field reads its own bit range."""
-    return (h >> shift) % n
-
-
 class _Table:
     """One entity set's generator. A row's *key* names it (the row index for all sets except
-    order lines); `fields` maps each property, in model order, to a function of (key, hash)."""
+    order lines); `fields` maps each property, in model order, to a function of (key, hash).
+    Fields draw from their own bit range of the 128-bit row hash: `(h >> shift) % n`."""
 
     def __init__(self, ds: Dataset, name: str, count: int) -> None:
         self.ds = ds
@@ -341,7 +337,7 @@ class _Table:
         return self.id_of_key(k)
 
     def _object_version(self, k: int, h: int) -> int:
-        return 1 + _bits(h, 100, 40)
+        return 1 + (h >> 100) % 40
 
     def _stamps(self, k: int, h: int) -> tuple[int | None, int, int]:
         """(CreationTime, UpdateTime, AggregateLastUpdateTimeUtc), in that order in time."""
@@ -354,12 +350,12 @@ class _Table:
     def _make_stamps(self, k: int, h: int) -> tuple[int | None, int, int]:
         if k % 97 == 11:
             last = BOUNDARY_INSTANTS[(k // 97) % len(BOUNDARY_INSTANTS)]
-        elif _bits(h, 3, 5) == 0:
-            last = RECENT_START + _bits(h, 8, WINDOW_END - RECENT_START + 1)
+        elif (h >> 3) % 5 == 0:
+            last = RECENT_START + (h >> 8) % (WINDOW_END - RECENT_START + 1)
         else:
-            last = WINDOW_START + _bits(h, 8, WINDOW_END - WINDOW_START + 1)
-        update = last if k % 3 == 0 else last - _bits(h, 40, 30 * _DAY)
-        creation = None if k % 61 == 60 else update - _bits(h, 66, 3 * 365 * _DAY)
+            last = WINDOW_START + (h >> 8) % (WINDOW_END - WINDOW_START + 1)
+        update = last if k % 3 == 0 else last - (h >> 40) % (30 * _DAY)
+        creation = None if k % 61 == 60 else update - (h >> 66) % (3 * 365 * _DAY)
         return creation, update, last
 
     def _creation_time(self, k: int, h: int) -> str | None:
@@ -429,21 +425,21 @@ class _Persons(_Table):
                 "LastName": self._last_name,
                 "BirthDate": self._birth_date,
                 **self._tracking_fields(),
-                "Party": lambda k, h: self.ds.table(m.PARTIES).ref(k),
+                "Party": lambda k, h: self.ds.tables[m.PARTIES].ref(k),
             }
         )
 
     def id_of_key(self, key: int) -> str:
-        return self.ds.table(m.PARTIES).id_of_key(key)
+        return self.ds.tables[m.PARTIES].id_of_key(key)
 
     def _first_name(self, k: int, h: int) -> dict[str, str]:
-        en, bg = _FIRST_NAMES[_bits(h, 10, len(_FIRST_NAMES))]
+        en, bg = _FIRST_NAMES[(h >> 10) % len(_FIRST_NAMES)]
         return _ml("Ana 🌸", "Ана 🌸") if k % 16 == 9 else _ml(en, bg)
 
     def _last_name(self, k: int, h: int) -> dict[str, str]:
         if k % 8 == 6:
             return dict(AWKWARD_LAST_NAMES[(k // 8) % len(AWKWARD_LAST_NAMES)])
-        en, bg = _LAST_NAMES[_bits(h, 20, len(_LAST_NAMES))]
+        en, bg = _LAST_NAMES[(h >> 20) % len(_LAST_NAMES)]
         return _ml(en, bg)
 
     def full_name(self, k: int, h: int) -> dict[str, str]:
@@ -456,9 +452,9 @@ class _Persons(_Table):
     def _birth_date(self, k: int, h: int) -> str | None:
         if k % 25 == 4:
             return _SPECIAL_BIRTH_DATES[(k // 25) % len(_SPECIAL_BIRTH_DATES)]
-        if _bits(h, 30, 4) == 0:
+        if (h >> 30) % 4 == 0:
             return None
-        return _day(_BIRTH_DAYS_START + _bits(h, 34, 20_000))
+        return _day(_BIRTH_DAYS_START + (h >> 34) % 20_000)
 
 
 class _Companies(_Table):
@@ -470,19 +466,19 @@ class _Companies(_Table):
                 "Id": self._id,
                 "ObjectVersion": self._object_version,
                 "DisplayText": self.display,
-                "RegistrationNumber": lambda k, h: None if _bits(h, 12, 5) == 0 else f"{200000000 + k:09d}",
-                "VATNumber": lambda k, h: None if _bits(h, 14, 3) == 0 else f"BG{200000000 + k:09d}",
+                "RegistrationNumber": lambda k, h: None if (h >> 12) % 5 == 0 else f"{200000000 + k:09d}",
+                "VATNumber": lambda k, h: None if (h >> 14) % 3 == 0 else f"BG{200000000 + k:09d}",
                 **self._tracking_fields(),
-                "Party": lambda k, h: self.ds.table(m.PARTIES).ref(self.first_party + k),
+                "Party": lambda k, h: self.ds.tables[m.PARTIES].ref(self.first_party + k),
             }
         )
 
     def id_of_key(self, key: int) -> str:
-        return self.ds.table(m.PARTIES).id_of_key(self.first_party + key)
+        return self.ds.tables[m.PARTIES].id_of_key(self.first_party + key)
 
     def company_name(self, k: int, h: int) -> dict[str, str]:
-        stem = _COMPANY_STEMS[_bits(h, 10, len(_COMPANY_STEMS))]
-        form = _COMPANY_FORMS[_bits(h, 20, len(_COMPANY_FORMS))]
+        stem = _COMPANY_STEMS[(h >> 10) % len(_COMPANY_STEMS)]
+        form = _COMPANY_FORMS[(h >> 20) % len(_COMPANY_FORMS)]
         return _ml(f"{stem[0]} {form[0]}", f"{stem[1]} {form[1]}")
 
     def display(self, k: int, h: int) -> str:
@@ -553,16 +549,16 @@ class _Customers(_Table):
                 "Id": self._id,
                 "ObjectVersion": self._object_version,
                 "DisplayText": self._display,
-                "Active": lambda k, h: _bits(h, 6, 10) != 0,
+                "Active": lambda k, h: (h >> 6) % 10 != 0,
                 "Number": self._number,
                 "CreditLimit": self._credit_limit,
                 "FromDate": lambda k, h: _day(self._from_day(k, h)),
                 "ThruDate": self._thru_date,
-                "GracePeriodDays": lambda k, h: None if _bits(h, 24, 10) < 3 else _bits(h, 28, 15),
-                "DefaultPaymentTermDays": lambda k, h: _PAYMENT_TERMS[_bits(h, 32, len(_PAYMENT_TERMS))],
+                "GracePeriodDays": lambda k, h: None if (h >> 24) % 10 < 3 else (h >> 28) % 15,
+                "DefaultPaymentTermDays": lambda k, h: _PAYMENT_TERMS[(h >> 32) % len(_PAYMENT_TERMS)],
                 **self._tracking_fields(),
                 "Turnover": self._turnover,
-                "Party": lambda k, h: self.ds.table(m.PARTIES).ref(self._party(k, h)),
+                "Party": lambda k, h: self.ds.tables[m.PARTIES].ref(self._party(k, h)),
                 "EnterpriseCompany": lambda k, h: self._lookup_ref(m.ENTERPRISE_COMPANIES, h, 72),
                 "DefaultCurrency": lambda k, h: self._lookup_ref(m.CURRENCIES, h, 76),
                 "SalesPerson": lambda k, h: self._lookup_ref(m.SALES_PERSONS, h, 80, null_in=4),
@@ -570,12 +566,12 @@ class _Customers(_Table):
         )
 
     def _party(self, k: int, h: int) -> int:
-        return _bits(h, 36, self.ds.table(m.PARTIES).count)
+        return (h >> 36) % (self.ds.tables[m.PARTIES].count)
 
     def _display(self, k: int, h: int) -> str:
         if k % 8 == 5:
             return AWKWARD_TEXTS[(k // 8) % len(AWKWARD_TEXTS)]
-        return self.ds.table(m.PARTIES).display(self._party(k, h))
+        return self.ds.tables[m.PARTIES].display(self._party(k, h))
 
     def _number(self, k: int, h: int) -> str:
         if k % 50 == 21:
@@ -588,13 +584,13 @@ class _Customers(_Table):
         return self._lookup_key(m.CURRENCIES, h, 76)
 
     def _lookup_key(self, name: str, h: int, shift: int, null_in: int = 10) -> int | None:
-        if _bits(h, shift, null_in) == 0:
+        if (h >> shift) % null_in == 0:
             return None
-        return _bits(h, shift + 4, self.ds.table(name).count)
+        return (h >> (shift + 4)) % self.ds.tables[name].count
 
     def _lookup_ref(self, name: str, h: int, shift: int, null_in: int = 10) -> dict[str, str] | None:
         key = self._lookup_key(name, h, shift, null_in)
-        return None if key is None else self.ds.table(name).ref(key)
+        return None if key is None else self.ds.tables[name].ref(key)
 
     def _credit_limit(self, k: int, h: int) -> dict[str, Any]:
         if k % 50 == 17:
@@ -602,27 +598,27 @@ class _Customers(_Table):
         elif k % 50 == 3:
             value = _cents(0)
         else:
-            value = _cents(_bits(h, 44, 10_000_000))
+            value = _cents((h >> 44) % 10_000_000)
         currency = self.currency_key(h)
         return {"Value": value, "Currency": self.ds.currency_code(0 if currency is None else currency)}
 
     def _from_day(self, k: int, h: int) -> int:
         special = _SPECIAL_FROM_DAYS.get(k % 50)
-        return special if special is not None else _FROM_DAYS_START + _bits(h, 48, 4000)
+        return special if special is not None else _FROM_DAYS_START + (h >> 48) % 4000
 
     def _thru_date(self, k: int, h: int) -> str | None:
-        if _bits(h, 60, 5) < 3:
+        if (h >> 60) % 5 < 3:
             return None
-        return _day(self._from_day(k, h) + 365 * (1 + _bits(h, 63, 3)))
+        return _day(self._from_day(k, h) + 365 * (1 + (h >> 63) % 3))
 
     def _turnover(self, k: int, h: int) -> Decimal | None:
         if k % 50 == 27:
             return MAX_AMOUNT
         if k % 50 == 28:
             return -MAX_AMOUNT
-        if _bits(h, 84, 5) == 0:
+        if (h >> 84) % 5 == 0:
             return None
-        return _cents(_bits(h, 88, 2_000_000_000) - 100_000_000)
+        return _cents((h >> 88) % 2_000_000_000 - 100_000_000)
 
 
 class _Products(_Table):
@@ -639,28 +635,28 @@ class _Products(_Table):
                 "Name": self.product_name,
                 "ShortName": self._short_name,
                 "Description": self._description,
-                "Active": lambda k, h: _bits(h, 6, 12) != 0,
+                "Active": lambda k, h: (h >> 6) % 12 != 0,
                 "StandardPricePerLot": self._price,
                 "GrossWeight": self._weight,
                 **self._tracking_fields(),
-                "ProductGroup": lambda k, h: self.ds.table(m.PRODUCT_GROUPS).ref(self._group(h)),
-                "MeasurementUnit": lambda k, h: self.ds.table(m.MEASUREMENT_UNITS).ref(self.unit_key(h)),
+                "ProductGroup": lambda k, h: self.ds.tables[m.PRODUCT_GROUPS].ref(self._group(h)),
+                "MeasurementUnit": lambda k, h: self.ds.tables[m.MEASUREMENT_UNITS].ref(self.unit_key(h)),
             }
         )
 
     def _group(self, h: int) -> int:
-        return _bits(h, 72, len(LOOKUPS[m.PRODUCT_GROUPS]))
+        return (h >> 72) % len(LOOKUPS[m.PRODUCT_GROUPS])
 
     def unit_key(self, h: int) -> int:
-        return _bits(h, 76, len(LOOKUPS[m.MEASUREMENT_UNITS]))
+        return (h >> 76) % len(LOOKUPS[m.MEASUREMENT_UNITS])
 
     def _part_number(self, k: int, h: int) -> str:
         return _ODD_PART_NUMBERS.get(k % 40, "P-{:06d}").format(k + 1)
 
     def _words(self, h: int) -> tuple[tuple[str, str], tuple[str, str], str]:
-        adjective = _PRODUCT_ADJECTIVES[_bits(h, 10, len(_PRODUCT_ADJECTIVES))]
-        noun = _PRODUCT_NOUNS[_bits(h, 14, len(_PRODUCT_NOUNS))]
-        return adjective, noun, _PRODUCT_SIZES[_bits(h, 18, len(_PRODUCT_SIZES))]
+        adjective = _PRODUCT_ADJECTIVES[(h >> 10) % len(_PRODUCT_ADJECTIVES)]
+        noun = _PRODUCT_NOUNS[(h >> 14) % len(_PRODUCT_NOUNS)]
+        return adjective, noun, _PRODUCT_SIZES[(h >> 18) % len(_PRODUCT_SIZES)]
 
     def product_name(self, k: int, h: int) -> dict[str, str]:
         if k % 8 == 3:
@@ -669,7 +665,7 @@ class _Products(_Table):
         return _ml(f"{adjective[0]} {noun[0]} {size}", f"{adjective[1]} {noun[1]} {size}")
 
     def _short_name(self, k: int, h: int) -> dict[str, str] | None:
-        if _bits(h, 22, 2) == 0:
+        if (h >> 22) % 2 == 0:
             return None
         _, noun, _ = self._words(h)
         return _ml(noun[0].capitalize(), noun[1].capitalize())
@@ -677,7 +673,7 @@ class _Products(_Table):
     def _description(self, k: int, h: int) -> dict[str, str] | None:
         if k % 53 == 4:
             return {}
-        if _bits(h, 24, 5) < 2:
+        if (h >> 24) % 5 < 2:
             return None
         adjective, noun, size = self._words(h)
         en = f"{adjective[0]} {noun[0]}, size {size}. Stock item."
@@ -688,16 +684,16 @@ class _Products(_Table):
     def _price(self, k: int, h: int) -> dict[str, Any] | None:
         if k % 50 == 17:
             return {"Value": MAX_AMOUNT, "Currency": "EUR"}
-        if _bits(h, 28, 10) == 0:
+        if (h >> 28) % 10 == 0:
             return None
-        return {"Value": _cents(_bits(h, 32, 1_000_000)), "Currency": "EUR" if _bits(h, 52, 2) else "BGN"}
+        return {"Value": _cents((h >> 32) % 1_000_000), "Currency": "EUR" if (h >> 52) % 2 else "BGN"}
 
     def _weight(self, k: int, h: int) -> Decimal | None:
         if k % 50 == 19:
             return MAX_WEIGHT
-        if _bits(h, 56, 5) == 0:
+        if (h >> 56) % 5 == 0:
             return None
-        return _thousandths(_bits(h, 60, 100_000))
+        return _thousandths((h >> 60) % 100_000)
 
 
 class _SalesOrders(_Table):
@@ -711,14 +707,14 @@ class _SalesOrders(_Table):
                 "DisplayText": lambda k, h: f"SO {k + 1:08d}",
                 "DocumentNo": lambda k, h: f"{k + 1:08d}",
                 "DocumentDate": lambda k, h: iso_datetime(self._document_date(k, h)),
-                "State": lambda k, h: _STATES_BY_WEIGHT[_bits(h, 10, len(_STATES_BY_WEIGHT))],
-                "Void": lambda k, h: _bits(h, 16, 20) == 0,
+                "State": lambda k, h: _STATES_BY_WEIGHT[(h >> 10) % len(_STATES_BY_WEIGHT)],
+                "Void": lambda k, h: (h >> 16) % 20 == 0,
                 "PaymentDueDate": self._payment_due,
                 "RequiredDeliveryDate": self._delivery,
                 "Notes": self._notes,
                 **self._tracking_fields(),
-                "Customer": lambda k, h: self.ds.table(m.CUSTOMERS).ref(self._customer(h)),
-                "DocumentCurrency": lambda k, h: self.ds.table(m.CURRENCIES).ref(self.currency_key(h)),
+                "Customer": lambda k, h: self.ds.tables[m.CUSTOMERS].ref(self._customer(h)),
+                "DocumentCurrency": lambda k, h: self.ds.tables[m.CURRENCIES].ref(self.currency_key(h)),
             }
         )
 
@@ -726,10 +722,10 @@ class _SalesOrders(_Table):
         return 1 + _mix(self._line_salt ^ k) % 5
 
     def _customer(self, h: int) -> int:
-        return _bits(h, 20, self.ds.table(m.CUSTOMERS).count)
+        return (h >> 20) % (self.ds.tables[m.CUSTOMERS].count)
 
     def currency_key(self, h: int) -> int:
-        customers = self.ds.table(m.CUSTOMERS)
+        customers = self.ds.tables[m.CUSTOMERS]
         assert isinstance(customers, _Customers)
         customer = self._customer(h)
         key = customers.currency_key(customers.rand(customer))
@@ -739,19 +735,19 @@ class _SalesOrders(_Table):
         special = _SPECIAL_DOCUMENT_DATES.get(k % 50)
         if special is not None:
             return special
-        return _midnight(self._stamps(k, h)[2]) - _DAY * _bits(h, 56, 60)
+        return _midnight(self._stamps(k, h)[2]) - _DAY * ((h >> 56) % 60)
 
     def _payment_due(self, k: int, h: int) -> str | None:
-        if _bits(h, 62, 10) < 3:
+        if (h >> 62) % 10 < 3:
             return None
         return iso_datetime(self._document_date(k, h) + 30 * _DAY)
 
     def _delivery(self, k: int, h: int) -> str | None:
         if k % 6 == 1:
             return iso_datetime(DELIVERY_BOUNDARIES[(k // 6) % len(DELIVERY_BOUNDARIES)])
-        if _bits(h, 66, 5) == 0:
+        if (h >> 66) % 5 == 0:
             return None
-        return iso_datetime(self._document_date(k, h) + 3600 * (24 + _bits(h, 70, 24 * 14)))
+        return iso_datetime(self._document_date(k, h) + 3600 * (24 + (h >> 70) % (24 * 14)))
 
     def _notes(self, k: int, h: int) -> str | None:
         slot = k % 8
@@ -761,7 +757,7 @@ class _SalesOrders(_Table):
             return AWKWARD_NOTES[(k // 8) % len(AWKWARD_NOTES)]
         if slot == 2:
             return ""
-        return _DELIVERY_NOTES[_bits(h, 80, len(_DELIVERY_NOTES))]
+        return _DELIVERY_NOTES[(h >> 80) % len(_DELIVERY_NOTES)]
 
 
 class _OrderLines(_Table):
@@ -784,7 +780,7 @@ class _OrderLines(_Table):
                 "LineAmount": self._line_amount,
                 "ProductDescription": self._description,
                 "SalesOrder": lambda k, h: self.orders.ref(k >> 3),
-                "Product": lambda k, h: self.ds.table(m.PRODUCTS).ref(self._product(h)),
+                "Product": lambda k, h: self.ds.tables[m.PRODUCTS].ref(self._product(h)),
             }
         )
 
@@ -817,29 +813,29 @@ class _OrderLines(_Table):
         return self._guid(key >> 3, key & 7, key)
 
     def _product(self, h: int) -> int:
-        return _bits(h, 10, self.ds.table(m.PRODUCTS).count)
+        return (h >> 10) % (self.ds.tables[m.PRODUCTS].count)
 
     def _product_row(self, k: int, h: int) -> tuple[int, int]:
         """(key, hash) of the line's product; two fields of one line ask for it."""
         last_key, product = self._last_product
         if last_key != k:
             key = self._product(h)
-            product = (key, self.ds.table(m.PRODUCTS).rand(key))
+            product = (key, self.ds.tables[m.PRODUCTS].rand(key))
             self._last_product = (k, product)
         return product
 
     def _quantity_value(self, k: int, h: int) -> Decimal:
         special = _SPECIAL_QUANTITIES.get((k >> 3) % 40)
-        return special if special is not None else _thousandths(1 + _bits(h, 30, 100_000))
+        return special if special is not None else _thousandths(1 + (h >> 30) % 100_000)
 
     def _quantity(self, k: int, h: int) -> dict[str, Any]:
-        products = self.ds.table(m.PRODUCTS)
+        products = self.ds.tables[m.PRODUCTS]
         assert isinstance(products, _Products)
         unit = products.unit_key(self._product_row(k, h)[1])
         return {"Value": self._quantity_value(k, h), "Unit": LOOKUPS[m.MEASUREMENT_UNITS][unit][0]}
 
     def _price_value(self, h: int) -> Decimal:
-        return _cents(1 + _bits(h, 50, 10_000_000))
+        return _cents(1 + (h >> 50) % 10_000_000)
 
     def _currency(self, k: int) -> str:
         """The order's document currency; every line of one order asks for it twice."""
@@ -858,9 +854,9 @@ class _OrderLines(_Table):
         return {"Value": amount, "Currency": self._currency(k)}
 
     def _description(self, k: int, h: int) -> dict[str, str] | None:
-        if _bits(h, 80, 5) == 0:
+        if (h >> 80) % 5 == 0:
             return None
-        products = self.ds.table(m.PRODUCTS)
+        products = self.ds.tables[m.PRODUCTS]
         assert isinstance(products, _Products)
         return products.product_name(*self._product_row(k, h))
 
@@ -910,14 +906,14 @@ class Dataset:
             _Parties(self, persons, companies),
             *(_Lookup(self, name) for name in LOOKUPS),
         ]
-        self._tables = {t.name: t for t in tables}
-        self.entity_sets: tuple[str, ...] = tuple(name for name in m.ENTITY_SETS if name in self._tables)
+        self.tables: dict[str, _Table] = {t.name: t for t in tables}
+        self.entity_sets: tuple[str, ...] = tuple(name for name in m.ENTITY_SETS if name in self.tables)
 
     def table(self, name: str) -> _Table:
         try:
-            return self._tables[name]
+            return self.tables[name]
         except KeyError:
-            raise KeyError(f"unknown entity set {name!r}; known: {', '.join(self._tables)}") from None
+            raise KeyError(f"unknown entity set {name!r}; known: {', '.join(self.tables)}") from None
 
     def count(self, entity_set: str) -> int:
         return self.table(entity_set).count
