@@ -327,10 +327,14 @@ class _Table:
     def ref(self, key: int) -> dict[str, str]:
         return {"@odata.id": self._ref_prefix + self.id_of_key(key) + ")"}
 
-    def record(self, key: int, names: Iterable[str]) -> dict[str, Any]:
-        h = self.rand(key)
-        fields = self.fields
-        return {name: fields[name](key, h) for name in names}
+    def record(self, key: int, names: Iterable[str], annotate: bool = False) -> dict[str, Any]:
+        h, fields = self.rand(key), self.fields
+        if not annotate:
+            return {name: fields[name](key, h) for name in names}
+        row: dict[str, Any] = {"@odata.id": self._ref_prefix + self.id_of_key(key) + ")"}
+        for name in names:
+            row[name] = fields[name](key, h)
+        return row
 
     # Fields shared by most sets.
     def _id(self, k: int, h: int) -> str:
@@ -924,21 +928,28 @@ class Dataset:
         return _Rows(self, entity_set)
 
     def record(
-        self, entity_set: str, pos: int, names: Iterable[str] | None = None, *, children: bool = True
+        self,
+        entity_set: str,
+        pos: int,
+        names: Iterable[str] | None = None,
+        *,
+        children: bool = True,
+        annotate: bool = False,
     ) -> dict[str, Any]:
-        """Row `pos` with the named properties (default: all) and, if asked, its child collections."""
+        """Row `pos` with the named properties (default: all) and, if asked, its child collections;
+        `annotate` puts "@odata.id" first in the row and in each child, as on the wire."""
         table = self.table(entity_set)
         key = table.key_at(pos)
-        row = table.record(key, table.fields if names is None else names)
+        row = table.record(key, table.fields if names is None else names, annotate)
         if children and table.entity.children:
-            row["Lines"] = self.lines(key)
+            row["Lines"] = self.lines(key, annotate=annotate)
         return row
 
-    def lines(self, order: int) -> list[dict[str, Any]]:
+    def lines(self, order: int, *, annotate: bool = False) -> list[dict[str, Any]]:
         """Full line records of sales order `order`, in LineNo order."""
         lines = self.table(m.SALES_ORDER_LINES)
         assert isinstance(lines, _OrderLines)
-        return [lines.record(key, lines.fields) for key in lines.keys_of(order)]
+        return [lines.record(key, lines.fields, annotate) for key in lines.keys_of(order)]
 
     def id_at(self, entity_set: str, pos: int) -> str:
         table = self.table(entity_set)

@@ -169,17 +169,10 @@ class _Projection:
         self._set = entity.name
         self._names = names
         self._expand = expand
-        self._child_sets = {p.name: p.target for p in entity.children}
 
     def render(self, pos: int) -> bytes:
-        dataset = self._dataset
-        row = dataset.record(self._set, pos, self._names, children=self._expand)
-        out: dict[str, Any] = {"@odata.id": f"{self._set}({dataset.id_at(self._set, pos)})"}
-        out.update(row)
-        if self._expand:
-            for name, target in self._child_sets.items():
-                out[name] = [{"@odata.id": f"{target}({child['Id']})", **child} for child in row[name]]
-        return _ENCODER.encode(out)
+        row = self._dataset.record(self._set, pos, self._names, children=self._expand, annotate=True)
+        return _ENCODER.encode(row)
 
 
 class _RowCache:
