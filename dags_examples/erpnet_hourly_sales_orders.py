@@ -29,7 +29,6 @@ OUTPUT_DIR = "{{ var.value.get('erpnet_output_dir', '/tmp/erpnet') }}/sales_orde
     start_date=pendulum.datetime(2026, 6, 29, tz="UTC"),
     catchup=True,
     max_active_runs=4,
-    default_args={"retries": 3, "retry_delay": timedelta(minutes=5)},
     tags=["erpnet", "example"],
 )
 def erpnet_hourly_sales_orders() -> None:

@@ -5,13 +5,15 @@ A file appears only when every page was read and its row count matched the serve
 each task returns the file's manifest (paths, rows, column schema) through XCom and updates the
 Asset ``erpnet://erpnet_default/<entity set>``.
 
+Retries are safe: a failed or killed attempt leaves nothing at the target, and the next attempt
+removes its temporary files and writes the whole file again. Add them with
+``default_args={"retries": 2, "retry_delay": timedelta(minutes=10)}``.
+
 Set the Airflow Variable ``erpnet_output_dir`` (a local directory, or an ObjectStoragePath URL such
 as ``s3://aws_default@my-bucket/erpnet``) and the connection ``erpnet_default``.
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 import pendulum
 from airflow.sdk import dag
@@ -29,7 +31,6 @@ EXPORTS = {
     schedule="0 2 * * *",
     start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
     catchup=False,
-    default_args={"retries": 2, "retry_delay": timedelta(minutes=10)},
     tags=["erpnet", "example"],
 )
 def erpnet_nightly_full_export() -> None:

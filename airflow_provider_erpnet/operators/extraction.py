@@ -28,6 +28,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -168,8 +169,11 @@ def run_extraction(
         progress = Progress(logger, request.entity_set, expected=expected)
         deduper = Deduper(request.incremental_column)
         try:
-            with OutputWriter(target, fmt, columns, max_rows_per_file=max_rows_per_file) as output:
-                pages = _pages(client, request, progress)
+            with (
+                OutputWriter(target, fmt, columns, max_rows_per_file=max_rows_per_file) as output,
+                closing(_pages(client, request, progress)) as raw_pages,
+            ):
+                pages = _warn_unsent_columns(raw_pages, columns, request, logger)
                 if staged:
                     _write_staged(pages, deduper, output, columns, request)
                 else:
@@ -228,11 +232,12 @@ def extract_records(
     progress = Progress(logger, request.entity_set, expected=expected)
     deduper = Deduper(request.incremental_column)
     records: list[dict[str, Any]] = []
-    for page in _pages(client, request, progress):
-        deduper.observe(page.records)
-        records.extend(page.records)
-        if len(records) > max_records:
-            raise _too_many(request.entity_set, max_records, f"more than {max_records} arrived")
+    with closing(_pages(client, request, progress)) as pages:
+        for page in pages:
+            deduper.observe(page)
+            records.extend(page)
+            if len(records) > max_records:
+                raise _too_many(request.entity_set, max_records, f"more than {max_records} arrived")
     kept = [json_safe(record) for record in without(records, deduper.resolve(records))]
     server_count = _count(client, request) if request.check_count is not False else None
     check_completeness(request.entity_set, len(kept), server_count, request.check_count)
@@ -300,6 +305,34 @@ def _pages(
     for page in client.iter_pages(request.entity_set, **request.query_options()):
         progress.page(len(page.records))
         yield page.records
+
+
+def _warn_unsent_columns(
+    pages: Iterable[list[dict[str, Any]]],
+    columns: list[Column],
+    request: ExtractionRequest,
+    logger: logging.Logger | logging.LoggerAdapter,
+) -> Iterator[list[dict[str, Any]]]:
+    """Pass pages through; warn once about columns the server left out of the first records.
+
+    The server omits what its selection does not include (null values are still sent), so a column
+    missing from every record of the first page would be written all null; the warning says so
+    instead of letting an empty column pass for data.
+    """
+    warned = False
+    for records in pages:
+        if records and not warned:
+            warned = True
+            unsent = [c.name for c in columns if all(c.name not in record for record in records)]
+            if unsent:
+                logger.warning(
+                    "%s: the server sent no %s in the first %d records (not in its default selection?); "
+                    "these columns will be empty. Name them in select to get their values.",
+                    request.entity_set,
+                    ", ".join(unsent),
+                    len(records),
+                )
+        yield records
 
 
 def _write_direct(pages: Iterable[list[dict[str, Any]]], deduper: Deduper, output: OutputWriter) -> None:
