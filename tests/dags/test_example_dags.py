@@ -51,7 +51,9 @@ def test_hourly_sales_orders(dag_test, erpnet_sandbox_factory, tmp_path: Path) -
 
 
 def test_taskflow_pipeline(dag_test, erpnet_sandbox, tmp_path: Path) -> None:
-    dag_test("erpnet_taskflow_pipeline", env=_env(erpnet_sandbox, tmp_path))
+    result = dag_test("erpnet_taskflow_pipeline", env=_env(erpnet_sandbox, tmp_path))
+    first = erpnet_sandbox.dataset.rows("Crm_Sales_Customers")[0]
+    assert f"Sample: {first['Number']} " in result.stdout + result.stderr
     (summary_path,) = tmp_path.glob("taskflow/*/summary.json")
     summary = json.loads(summary_path.read_text())
     totals: dict[str, Decimal] = defaultdict(Decimal)
