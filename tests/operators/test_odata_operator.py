@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 from airflow.sdk.io import attach
 from fsspec.implementations.memory import MemoryFileSystem
 
-from airflow_provider_erpnet.client import ErpNetClient, ErpNetSettings
+from airflow_provider_erpnet.client import ErpNetClient, ErpNetSettings, Page
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
 from airflow_provider_erpnet.io import Manifest, iter_records
 from airflow_provider_erpnet.io.convert import parse_timestamp
@@ -315,3 +316,41 @@ def test_incremental_run_without_interval_is_refused(erpnet_sandbox, connect, tm
     with pytest.raises(ErpNetConfigError, match="data interval"):
         operator.execute(_context())
     assert list(tmp_path.iterdir()) == []
+
+
+class _RowSentTwice(ErpNetClient):
+    """After page 2, the server sends page 1's first row again with another stamp.
+
+    That is what ``$skip`` paging does when a row is updated while the pages are read; the
+    sandbox's data cannot change, so the repeat is injected here, into real pages read over HTTP.
+    """
+
+    stamp = "2026-07-01T00:00:00Z"
+
+    def iter_pages(self, entity_set: str, **options: Any) -> Iterator[Page]:
+        first: dict[str, Any] | None = None
+        for page in super().iter_pages(entity_set, **options):
+            first = first or dict(page.records[0])
+            yield page
+            if page.number == 2:
+                yield Page(number=3, records=[{**first, STAMP: self.stamp}], next_link=None)
+
+
+@pytest.mark.parametrize("stamp", ["2026-07-01T00:00:00Z", "2020-01-01T00:00:00Z"], ids=["newer", "older"])
+def test_repeated_row_restarts_staged_and_keeps_the_latest_copy(
+    erpnet_sandbox, tmp_path: Path, caplog, stamp: str
+) -> None:
+    settings = _client(erpnet_sandbox).settings
+    request = ExtractionRequest(CUSTOMERS, select="Number", page_size=250, incremental_column=STAMP)
+    with _RowSentTwice(settings) as client:
+        client.stamp = stamp
+        manifest = run_extraction(client, request, tmp_path / "customers.parquet")
+    assert "Ids arrived out of order at row 500" in caplog.text
+    assert (manifest.rows, manifest.server_count, manifest.duplicates_removed) == (1000, 1000, 1)
+    rows = erpnet_sandbox.dataset.rows(CUSTOMERS)
+    records = list(iter_records(manifest))
+    assert sorted(r["Id"] for r in records) == sorted(r["Id"] for r in rows)
+    (repeated,) = [r for r in records if r["Id"] == rows[0]["Id"]]
+    newest = max(parse_timestamp(stamp), parse_timestamp(rows[0][STAMP]))
+    assert repeated[STAMP] == newest
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.parquet"]
