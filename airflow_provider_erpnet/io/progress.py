@@ -62,18 +62,18 @@ class Progress:
                 text += f", ETA {(self.expected - self.rows) / rate:.0f} s"
         return text
 
-    def finish(self, *, rows: int, nbytes: int, retries: int, duplicates: int = 0) -> None:
-        """The summary line: what was written, how long it took, how many requests were retried."""
+    def finish(self, *, rows: int, retries: int, duplicates: int = 0, nbytes: int | None = None) -> None:
+        """The summary line: what was kept, how long it took, how many requests were retried."""
         elapsed = self.elapsed
         rate = rows / elapsed if elapsed > 0 else 0.0
+        size = "" if nbytes is None else f", {nbytes} bytes"
         self.log.info(
-            "%s: done, %d pages, %d rows written (%d duplicates removed), %d bytes, %.1f s, "
-            "%.0f rows/s, %d retries",
+            "%s: done, %d pages, %d rows kept (%d duplicates removed)%s, %.1f s, %.0f rows/s, %d retries",
             self.label,
             self.pages,
             rows,
             duplicates,
-            nbytes,
+            size,
             elapsed,
             rate,
             retries,

@@ -37,7 +37,7 @@ from typing import Any, Literal
 from airflow_provider_erpnet.client.client import ErpNetClient
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE, normalise_select
-from airflow_provider_erpnet.io import Column, Manifest, OutputWriter, columns_for, iter_records
+from airflow_provider_erpnet.io import Column, FileInfo, Manifest, OutputWriter, columns_for, iter_records
 from airflow_provider_erpnet.io.dedupe import Deduper, without
 from airflow_provider_erpnet.io.progress import Progress
 from airflow_provider_erpnet.io.writers import resolve_format
@@ -163,48 +163,32 @@ def run_extraction(
     retries = client.transport.retries
     columns = columns_for(client.metadata(), request.entity_set, request.full_select, request.expand)
     remove_stale_temps(target, fmt, before=time.time(), logger=logger)
-    expected = _count(client, request) if request.check_count is not False else None
-    staged = not request.ids_in_order
-    while True:
-        progress = Progress(logger, request.entity_set, expected=expected)
-        deduper = Deduper(request.incremental_column)
-        try:
-            with (
-                OutputWriter(target, fmt, columns, max_rows_per_file=max_rows_per_file) as output,
-                closing(_pages(client, request, progress)) as raw_pages,
-            ):
-                pages = _warn_unsent_columns(raw_pages, columns, request, logger)
-                if staged:
-                    _write_staged(pages, deduper, output, columns, request)
-                else:
-                    _write_direct(pages, deduper, output)
-                server_count = _count(client, request) if request.check_count is not False else None
-                check_completeness(request.entity_set, output.rows, server_count, request.check_count)
-                files = output.commit()
-        except _OrderBroken as broken:
-            logger.warning(
-                "%s: Ids arrived out of order at row %d although paging should keep them ordered; "
-                "nothing was committed, reading again through a local spool to remove duplicates.",
-                request.entity_set,
-                broken.row,
-            )
-            staged = True
-            continue
-        break
+    output = _Output(target, fmt, max_rows_per_file, columns)
+    expected = _checked_count(client, request)
+    try:
+        written = _extract_once(client, request, output, expected, logger, staged=not request.ids_in_order)
+    except _OrderBroken as broken:
+        logger.warning(
+            "%s: Ids arrived out of order at row %d although paging should keep them ordered; "
+            "nothing was committed, reading again through a local spool to remove duplicates.",
+            request.entity_set,
+            broken.row,
+        )
+        written = _extract_once(client, request, output, expected, logger, staged=True)
     manifest = Manifest(
         entity_set=request.entity_set,
-        format=output.format,
-        files=files,
-        rows=output.rows,
-        bytes=sum(info.bytes for info in files),
+        format=written.format,
+        files=written.files,
+        rows=written.rows,
+        bytes=sum(info.bytes for info in written.files),
         columns=columns,
         query=request.describe(),
         window=request.window.to_dict() if request.window else None,
-        server_count=server_count,
-        duplicates_removed=deduper.rows - output.rows,
+        server_count=written.server_count,
+        duplicates_removed=written.read - written.rows,
         duration_seconds=round(time.monotonic() - started, 3),
     )
-    progress.finish(
+    written.progress.finish(
         rows=manifest.rows,
         nbytes=manifest.bytes,
         retries=client.transport.retries - retries,
@@ -226,7 +210,7 @@ def extract_records(
     pile up in memory or in the metadata database.
     """
     retries = client.transport.retries
-    expected = _count(client, request) if request.check_count is not False else None
+    expected = _checked_count(client, request)
     if expected is not None and expected > max_records:
         raise _too_many(request.entity_set, max_records, f"the server counts {expected}")
     progress = Progress(logger, request.entity_set, expected=expected)
@@ -239,11 +223,9 @@ def extract_records(
             if len(records) > max_records:
                 raise _too_many(request.entity_set, max_records, f"more than {max_records} arrived")
     kept = [json_safe(record) for record in without(records, deduper.resolve(records))]
-    server_count = _count(client, request) if request.check_count is not False else None
-    check_completeness(request.entity_set, len(kept), server_count, request.check_count)
+    check_completeness(request.entity_set, len(kept), _checked_count(client, request), request.check_count)
     progress.finish(
         rows=len(kept),
-        nbytes=0,
         retries=client.transport.retries - retries,
         duplicates=len(records) - len(kept),
     )
@@ -289,6 +271,55 @@ def remove_stale_temps(
     if removed:
         logger.info("Removed %d temporary file(s) left beside %s by an earlier attempt.", removed, path.name)
     return removed
+
+
+@dataclass(frozen=True)
+class _Output:
+    """Where and how to write: the ``OutputWriter`` arguments of one extraction."""
+
+    target: Any
+    fmt: str | None
+    max_rows_per_file: int | None
+    columns: list[Column]
+
+    def writer(self) -> OutputWriter:
+        return OutputWriter(self.target, self.fmt, self.columns, max_rows_per_file=self.max_rows_per_file)
+
+
+@dataclass(frozen=True)
+class _Written:
+    """What one attempt committed, and how many rows it read to get there."""
+
+    format: str
+    files: list[FileInfo]
+    rows: int
+    read: int
+    server_count: int | None
+    progress: Progress
+
+
+def _extract_once(
+    client: ErpNetClient,
+    request: ExtractionRequest,
+    output: _Output,
+    expected: int | None,
+    logger: logging.Logger | logging.LoggerAdapter,
+    *,
+    staged: bool,
+) -> _Written:
+    """Read every page, write, check, commit; raises ``_OrderBroken`` on the direct path only."""
+    progress = Progress(logger, request.entity_set, expected=expected)
+    deduper = Deduper(request.incremental_column)
+    with output.writer() as writer, closing(_pages(client, request, progress)) as raw_pages:
+        pages = _warn_unsent_columns(raw_pages, output.columns, request, logger)
+        if staged:
+            _write_staged(pages, deduper, writer, output.columns, request)
+        else:
+            _write_direct(pages, deduper, writer)
+        server_count = _checked_count(client, request)
+        check_completeness(request.entity_set, writer.rows, server_count, request.check_count)
+        files = writer.commit()
+    return _Written(writer.format, files, writer.rows, deduper.rows, server_count, progress)
 
 
 class _OrderBroken(Exception):
@@ -366,7 +397,10 @@ def _write_staged(
         shutil.rmtree(spool_dir, ignore_errors=True)
 
 
-def _count(client: ErpNetClient, request: ExtractionRequest) -> int:
+def _checked_count(client: ErpNetClient, request: ExtractionRequest) -> int | None:
+    """``$count`` for the request's filter, or None when ``check_count`` is off."""
+    if request.check_count is False:
+        return None
     return client.count(request.entity_set, filter=request.full_filter)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -25,6 +26,7 @@ from airflow_provider_erpnet.client import ErpNetClient, ErpNetSettings, Page
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
 from airflow_provider_erpnet.io import Manifest, iter_records
 from airflow_provider_erpnet.io.convert import parse_timestamp
+from airflow_provider_erpnet.io.progress import Progress
 from airflow_provider_erpnet.operators.extraction import ExtractionRequest, check_completeness, run_extraction
 from airflow_provider_erpnet.operators.odata import ErpNetODataOperator, erpnet_asset
 from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET
@@ -354,3 +356,22 @@ def test_repeated_row_restarts_staged_and_keeps_the_latest_copy(
     newest = max(parse_timestamp(stamp), parse_timestamp(rows[0][STAMP]))
     assert repeated[STAMP] == newest
     assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.parquet"]
+
+
+def test_progress_lines_are_rate_limited_and_carry_percent_and_eta(caplog) -> None:
+    now = [0.0]
+    progress = Progress(logging.getLogger("progress"), CUSTOMERS, expected=10_000, clock=lambda: now[0])
+    with caplog.at_level(logging.INFO, "progress"):
+        for _ in range(25):
+            now[0] += 0.5
+            progress.page(100)
+        now[0] = 26.0  # 16 s after the last line: due by time although only 6 pages passed
+        progress.page(100)
+        progress.finish(rows=2600, retries=2, nbytes=12345)
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{CUSTOMERS}: 10 pages, 1000 rows, 200 rows/s, 10.0% of 10000, ETA 45 s",
+        f"{CUSTOMERS}: 20 pages, 2000 rows, 200 rows/s, 20.0% of 10000, ETA 40 s",
+        f"{CUSTOMERS}: 26 pages, 2600 rows, 100 rows/s, 26.0% of 10000, ETA 74 s",
+        f"{CUSTOMERS}: done, 26 pages, 2600 rows kept (0 duplicates removed), 12345 bytes, 26.0 s, "
+        "100 rows/s, 2 retries",
+    ]
