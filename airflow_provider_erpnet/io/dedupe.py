@@ -15,11 +15,12 @@ How it stays cheap:
    further row's Id is tracked with its position and version (the incremental column, else the
    position): memory grows with the rows *after* the break only. Repeats inside the tail are
    decided at once.
-3. **Resolve.** Rows before ``k`` were written untracked, but they are distinct, so each tail Id has
-   at most one earlier copy there. ``resolve(written)`` reads those rows back from the temporary
-   output (only their Ids and versions matter) and returns the positions of every superseded copy.
-   The caller rewrites the temporary output without them before committing, so an older copy that
-   was already written never reaches the final path.
+3. **Resolve.** Rows before ``k`` were stored untracked, but they are distinct, so each tail Id has
+   at most one earlier copy there. ``resolve(written)`` reads those rows back from wherever they
+   were stored (only their Ids and versions matter) and returns the positions of every superseded
+   copy. The caller then copies the rows to the final output without them (``without``), so an
+   older copy never reaches the committed file. ``operators.extraction`` stores rows in a local
+   spool only when the order can break; on the direct path it stops at the first break instead.
 
 The latest copy is the one with the greatest version; equal versions (or no version column) keep
 the copy seen last.
