@@ -375,3 +375,23 @@ def test_progress_lines_are_rate_limited_and_carry_percent_and_eta(caplog) -> No
         f"{CUSTOMERS}: done, 26 pages, 2600 rows kept (0 duplicates removed), 12345 bytes, 26.0 s, "
         "100 rows/s, 2 retries",
     ]
+
+
+def test_part_files(erpnet_sandbox, connect, tmp_path: Path) -> None:
+    connect(erpnet_sandbox)
+    operator = ErpNetODataOperator(
+        task_id="parts",
+        entity_set=CUSTOMERS,
+        output_path=str(tmp_path / "customers.csv"),
+        max_rows_per_file=300,
+    )
+    manifest = operator.execute(_context())
+    assert [(Path(f["path"]).name, f["rows"]) for f in manifest["files"]] == [
+        ("customers-00000.csv", 300),
+        ("customers-00001.csv", 300),
+        ("customers-00002.csv", 300),
+        ("customers-00003.csv", 100),
+    ]
+    assert [r["Id"] for r in iter_records(manifest)] == [
+        r["Id"] for r in erpnet_sandbox.dataset.rows(CUSTOMERS)
+    ]
