@@ -6,15 +6,28 @@ Airflow home live under ``.airflow-demo/``; the sandbox is stopped when the demo
 
 from __future__ import annotations
 
-import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow-demo"
-DAG_ID = "erpnet_first_token"
+DAG_ID = "erpnet_taskflow_pipeline"
+# Task log lines worth showing: the operator's summary, the manifest, sample rows, the totals.
+SHOWN = ("Extracted", "Manifest", "Sample", "BGN", "CHF", "EUR", "GBP", "JPY", "USD", "DagRun Finished")
+LOG_LINE = re.compile(r"^\S+ \[\w+\s*\] (?P<message>.*?)(?: \[[\w.]+\])?(?: loc=\S+)?$")
+
+
+def _messages(output: str) -> list[str]:
+    """The message part of Airflow's structured log lines (timestamp, logger and location cut)."""
+    found = []
+    for line in output.splitlines():
+        match = LOG_LINE.match(line)
+        if match:
+            found.append(match.group("message").split(", run_start_date=")[0])
+    return found
 
 
 def main() -> int:
@@ -44,7 +57,8 @@ def main() -> int:
             token = client.transport.auth.token()
             print(f"token from {client.transport.auth.token_endpoint}: {token[:24]}... ({len(token)} chars)")
             page = next(client.iter_pages("Crm_Sales_Customers", select="Number,DisplayText", page_size=10))
-            print(f"first page: {len(page.records)} customers, next link: {'yes' if page.next_link else 'no'}")
+            link = "yes" if page.next_link else "no"
+            print(f"first page: {len(page.records)} customers, next link: {link}")
             for record in page.records[:5]:
                 print(f"  {record['Number']}: {record['DisplayText']}")
 
@@ -56,10 +70,12 @@ def main() -> int:
         result = subprocess.run([airflow, "dags", "test", DAG_ID], env=env, text=True, capture_output=True)
         log_file = HOME / f"{DAG_ID}.log"
         log_file.write_text(result.stdout + result.stderr)
-        interesting = [line for line in result.stdout.splitlines() if "state=" in line or ": " in line][-20:]
-        print("\n".join(interesting))
+        for message in _messages(result.stdout + result.stderr):
+            if message.startswith(SHOWN):
+                print(f"  {message}")
         print(f"full log: {log_file}")
-        print(json.dumps({"dag_id": DAG_ID, "exit_code": result.returncode}))
+        outcome = "succeeded" if result.returncode == 0 else f"FAILED (exit {result.returncode})"
+        print(f"airflow dags test {DAG_ID} {outcome}")
         return result.returncode
 
 
