@@ -395,3 +395,10 @@ def test_part_files(erpnet_sandbox, connect, tmp_path: Path) -> None:
     assert [r["Id"] for r in iter_records(manifest)] == [
         r["Id"] for r in erpnet_sandbox.dataset.rows(CUSTOMERS)
     ]
+
+
+def test_columns_the_server_left_out_are_named_in_a_warning(erpnet_sandbox, tmp_path: Path, caplog) -> None:
+    with _client(erpnet_sandbox) as client:
+        manifest = run_extraction(client, ExtractionRequest(CUSTOMERS), tmp_path / "customers.jsonl")
+    assert "sent no Turnover in the first 1000 records" in caplog.text
+    assert {record["Turnover"] for record in iter_records(manifest)} == {None}
