@@ -26,13 +26,12 @@ from .retry import (
     RetriesExhausted,
     RetryableStatus,
     call_with_retries,
-    host_of,
     network_error,
     read_body,
-    safe_url,
 )
 from .settings import ErpNetSettings
 from .token_cache import CachedToken, FileTokenCache, TokenKey
+from .urls import host_of, safe_url
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 from .errors import ErpNetConfigError, ErpNetTransportError
 from .settings import MAX_PAGE_SIZE
+from .urls import origin
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ class Pager:
         self.api_url = api_url
         self.query = query
         self.url = urljoin(api_url, query.entity_set)
-        self._origin = _origin(api_url)
+        self._origin = origin(api_url)
         self._seen_links: set[str] = set()
 
     def first(self) -> PageRequest:
@@ -151,11 +152,11 @@ class Pager:
 
     def _checked_next_link(self, next_link: str, number: int) -> str:
         link = urljoin(self.api_url, next_link)
-        origin = _origin(link)
-        if origin != self._origin:
+        link_origin = origin(link)
+        if link_origin != self._origin:
             raise ErpNetConfigError(
                 f"The server sent a next link for {self.query.entity_set} (page {number}) to "
-                f"{_show(origin)}, which is not the configured Domain API origin {_show(self._origin)}. "
+                f"{link_origin}, which is not the configured Domain API origin {self._origin}. "
                 "The access token is never sent to another origin; if the API really moved, set the "
                 "connection's Domain API URL to it."
             )
@@ -241,20 +242,3 @@ def normalise_select(select: str | Sequence[str] | None) -> tuple[str, ...] | No
     items = select.split(",") if isinstance(select, str) else list(select)
     names = tuple(item.strip() for item in items if item.strip())
     return names or None
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    try:
-        port = parts.port
-    except ValueError:
-        raise ErpNetConfigError(f"URL {url!r} has an invalid port.") from None
-    if port is None:
-        port = {"http": 80, "https": 443}.get(scheme)
-    return scheme, (parts.hostname or ""), port
-
-
-def _show(origin: tuple[str, str, int | None]) -> str:
-    scheme, host, port = origin
-    return f"{scheme}://{host}:{port}"

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import requests
 import tenacity
@@ -21,6 +20,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from .errors import ErpNetTransportError
 from .settings import ErpNetSettings
+from .urls import host_of, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,6 @@ BACKOFF_BASE = 0.5
 # A read timeout usually means the query is too heavy, not that the network blinked: retrying it
 # max_attempts times would block a worker for max_attempts x read_timeout.
 READ_TIMEOUT_ATTEMPTS = 3
-MAX_URL_QUERY = 300
 
 
 class RetryableStatus(Exception):
@@ -184,21 +183,6 @@ def declared_length_mismatch(response: requests.Response) -> bool:
         return False
     declared = response.headers.get("Content-Length", "")
     return declared.isdigit() and int(declared) != len(response.content)
-
-
-def safe_url(url: str) -> str:
-    """A URL fit for messages and logs: no credentials, no query longer than MAX_URL_QUERY chars."""
-    parts = urlsplit(url)
-    netloc = parts.netloc.rpartition("@")[2]
-    query = parts.query
-    if len(query) > MAX_URL_QUERY:
-        query = f"...({len(query)} chars)"
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
-
-
-def host_of(url: str) -> str:
-    """``host[:port]`` of a URL, without credentials."""
-    return urlsplit(url).netloc.rpartition("@")[2]
 
 
 def network_error(

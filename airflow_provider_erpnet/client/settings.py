@@ -91,3 +91,9 @@ def _check_url(name: str, value: str) -> None:
         raise ErpNetConfigError(
             f"{name} must be an http(s) URL with a host, e.g. https://demodb.my.erp.net; got {value!r}."
         )
+    try:
+        valid_port = parts.port != 0  # urlsplit checks the port only when asked for it
+    except ValueError:
+        valid_port = False
+    if not valid_port:
+        raise ErpNetConfigError(f"{name} has an invalid port (use 1..65535); got {value!r}.")

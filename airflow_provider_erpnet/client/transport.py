@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -27,12 +27,11 @@ from .retry import (
     TruncatedBody,
     call_with_retries,
     declared_length_mismatch,
-    host_of,
     network_error,
     read_body,
-    safe_url,
 )
 from .settings import ErpNetSettings
+from .urls import host_of, origin, safe_url
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +52,10 @@ Decode = Callable[[requests.Response, str], Any]
 
 @dataclass(frozen=True)
 class _Answer:
+    """A fully read answer and the token it was sent with (kept out of ``repr``)."""
+
     response: requests.Response
-    token: str
+    token: str = field(repr=False)
     value: Any
 
 
@@ -83,7 +84,7 @@ class Transport:
         self.session.verify = settings.verify
         self.auth = TokenProvider(settings, self.session)
         self.retries = 0
-        self._api_origin = _origin(settings.resolved_api_url)
+        self._api_origin = origin(settings.resolved_api_url)
 
     def get(
         self,
@@ -183,13 +184,16 @@ class Transport:
     def _resolve(self, url: str, params: Mapping[str, str] | None) -> str:
         """Absolute URL with the query applied; refuses any origin but the API's (token leak)."""
         joined = urljoin(self.settings.resolved_api_url, url)
-        full = str(requests.Request("GET", joined, params=params).prepare().url)
-        if _origin(full) != self._api_origin:
+        if origin(joined) != self._api_origin:
             raise ErpNetConfigError(
-                f"Refusing to send the access token to {host_of(full)}: it is not the configured Domain "
+                f"Refusing to send the access token to {host_of(joined)}: it is not the configured Domain "
                 f"API origin {host_of(self.settings.resolved_api_url)}. If the API moved, set api_url."
             )
-        return full
+        try:
+            return str(requests.Request("GET", joined, params=params).prepare().url)
+        except requests.RequestException:
+            # requests' own message repeats the whole URL, credentials included.
+            raise ErpNetConfigError(f"{safe_url(joined)} is not a valid request URL.") from None
 
     def _unauthorized(self, entity_set: str | None) -> ErpNetAuthError:
         what = f" for {entity_set}" if entity_set else ""
@@ -201,12 +205,6 @@ class Transport:
             error="invalid_token",
             status=401,
         )
-
-
-def _origin(url: str) -> tuple[str, str, int | None]:
-    parts = urlsplit(url)
-    default_port = {"http": 80, "https": 443}.get(parts.scheme)
-    return parts.scheme, (parts.hostname or "").lower(), parts.port or default_port
 
 
 def _is_html(response: requests.Response) -> bool:

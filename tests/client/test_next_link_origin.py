@@ -16,6 +16,8 @@ from airflow_provider_erpnet.client import (
     ErpNetSettings,
     ErpNetTransportError,
 )
+from airflow_provider_erpnet.client.transport import Transport
+from airflow_provider_erpnet.client.urls import origin
 from tests.client.helpers_servers import (
     Recorded,
     StubServer,
@@ -153,3 +155,29 @@ def test_paging_stops_at_a_page_without_a_next_link_once_links_were_sent() -> No
     with _pages(route) as api, _client(api) as client:
         assert [p.number for p in client.iter_pages("Things", page_size=2)] == [1, 2]
     assert len(_api_requests(api)) == 2
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://Demo.My.ERP.net/api/domain/odata/", ("https", "demo.my.erp.net", 443)),
+        ("HTTP://127.0.0.1/odata/Things?$skiptoken=1", ("http", "127.0.0.1", 80)),
+        ("http://user:pw@127.0.0.1:8080/odata/", ("http", "127.0.0.1", 8080)),
+    ],
+)
+def test_origin_is_scheme_host_and_port_with_defaults_filled_in(url: str, expected: tuple) -> None:
+    assert origin(url) == expected
+    assert origin(url) == origin(f"{expected[0]}://{expected[1]}:{expected[2]}/elsewhere")
+
+
+def test_a_url_with_an_invalid_port_is_refused_before_any_request() -> None:
+    settings = ErpNetSettings(
+        instance_url="http://127.0.0.1:9",
+        client_id="app",
+        client_secret="stub-secret",
+        token_file_cache=False,
+    )
+    with Transport(settings) as transport, pytest.raises(ErpNetConfigError, match="invalid port") as raised:
+        transport.get_json("http://user:pw@127.0.0.1:99999/api/domain/odata/Things")
+    assert "pw" not in str(raised.value)
+    assert transport.auth.tokens_requested == 0

@@ -56,6 +56,8 @@ def test_settings_are_frozen() -> None:
         ({"instance_url": "https://"}, "instance_url must be an http(s) URL"),
         ({"api_url": "not a url"}, "api_url must be an http(s) URL"),
         ({"identity_url": "file:///id"}, "identity_url must be an http(s) URL"),
+        ({"instance_url": "https://demodb.my.erp.net:99999"}, "instance_url has an invalid port"),
+        ({"api_url": "http://127.0.0.1:odata/"}, "api_url has an invalid port"),
         ({"page_size": 0}, "page_size must be between 1 and 1000"),
         ({"page_size": 1001}, "page_size must be between 1 and 1000"),
         ({"connect_timeout": 0}, "connect_timeout must be a positive"),
