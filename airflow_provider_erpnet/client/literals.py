@@ -30,7 +30,8 @@ def literal(value: Any) -> str:
     """Format ``value`` as an OData literal.
 
     ``datetime`` values must carry a timezone: they are converted to UTC and written with ``Z``
-    (ERP.net compares date-times in UTC, so a naive value would be ambiguous). ``Decimal`` and
+    (ERP.net compares date-times in UTC, so a naive value would be ambiguous). A ``date`` is
+    written the way ERP.net's documentation writes date literals, ``2020-01-01Z``. ``Decimal`` and
     ``int`` are written with their exact digits; a finite ``float`` is written with the shortest
     digits that round-trip, which may not be the decimal you meant: prefer ``Decimal`` for money.
     """
@@ -47,7 +48,7 @@ def literal(value: Any) -> str:
     if isinstance(value, dt.datetime):
         return _datetime(value)
     if isinstance(value, dt.date):
-        return value.isoformat()
+        return f"{value.isoformat()}Z"
     if isinstance(value, int):
         return str(value)
     if isinstance(value, Decimal):

@@ -9,7 +9,15 @@ from decimal import Decimal
 
 import pytest
 
-from airflow_provider_erpnet.client import ErpNetConfigError, in_list, literal, reference
+from airflow_provider_erpnet.client import (
+    ErpNetClient,
+    ErpNetConfigError,
+    ErpNetSettings,
+    in_list,
+    literal,
+    reference,
+)
+from airflow_provider_erpnet.sandbox import Sandbox
 
 GUID = uuid.UUID("edf2bd2a-8b67-4b2c-9d52-1a0f0c7c1e11")
 
@@ -31,7 +39,7 @@ class Level(enum.IntEnum):
         ("", "''"),
         ("Мито", "'Мито'"),
         (GUID, "edf2bd2a-8b67-4b2c-9d52-1a0f0c7c1e11"),
-        (dt.date(2020, 1, 1), "2020-01-01"),
+        (dt.date(2020, 1, 1), "2020-01-01Z"),  # the form ERP.net documents
         (dt.datetime(2023, 6, 9, 9, 55, tzinfo=dt.timezone.utc), "2023-06-09T09:55:00Z"),
         (
             dt.datetime(2023, 6, 9, 12, 55, 0, 120000, tzinfo=dt.timezone(dt.timedelta(hours=3))),
@@ -118,3 +126,44 @@ def test_reference() -> None:
 def test_reference_refuses_what_would_break_the_filter(entity_set: str, id: object) -> None:
     with pytest.raises(ErpNetConfigError):
         reference(entity_set, id)  # type: ignore[arg-type]
+
+
+def test_every_literal_kind_selects_on_the_sandbox_what_python_selects(
+    erpnet_sandbox: Sandbox, sandbox_settings: ErpNetSettings
+) -> None:
+    """The helper's output is what the server parses: each kind filters the rows a predicate picks."""
+    customers = list(erpnet_sandbox.dataset.rows("Crm_Sales_Customers"))
+    orders = list(erpnet_sandbox.dataset.rows("Crm_Sales_SalesOrders"))
+    quoted = next(row["Number"] for row in customers if "'" in row["Number"])
+    one = customers[7]
+    richest = max(row["CreditLimit"]["Value"] for row in customers)
+    since = dt.datetime(2026, 6, 24, 2, 0, tzinfo=dt.timezone(dt.timedelta(hours=2)))  # 00:00 UTC
+    customer_guid = orders[0]["Customer"]["@odata.id"].partition("(")[2].rstrip(")")
+    watermark = "AggregateLastUpdateTimeUtc"
+    cases = [
+        (customers, f"Number eq {literal(quoted)}", lambda r: r["Number"] == quoted),
+        (customers, f"Id eq {literal(uuid.UUID(one['Id']))}", lambda r: r["Id"] == one["Id"]),
+        (customers, f"FromDate ge {literal(dt.date(2025, 12, 31))}", lambda r: r["FromDate"] >= "2025-12-31"),
+        (customers, f"{watermark} ge {literal(since)}", lambda r: r[watermark] >= "2026-06-24T00:00:00Z"),
+        (
+            customers,
+            f"CreditLimitValue eq {literal(richest)}",
+            lambda r: r["CreditLimit"]["Value"] == richest,
+        ),
+        (customers, f"GracePeriodDays ge {literal(10)}", lambda r: (r["GracePeriodDays"] or 0) >= 10),
+        (customers, f"Active eq {literal(False)}", lambda r: r["Active"] is False),
+        (customers, f"ThruDate eq {literal(None)}", lambda r: r["ThruDate"] is None),
+        (orders, f"State eq {literal(State.RELEASED)}", lambda r: r["State"] == "Released"),
+        (orders, f"State in {in_list(['New', 'Closed'])}", lambda r: r["State"] in ("New", "Closed")),
+        (
+            orders,
+            f"Customer eq {reference('Crm_Sales_Customers', customer_guid)}",
+            lambda r: r["Customer"]["@odata.id"] == f"Crm_Sales_Customers({customer_guid})",
+        ),
+    ]
+    with ErpNetClient(sandbox_settings) as client:
+        for rows, text, predicate in cases:
+            entity_set = "Crm_Sales_Customers" if rows is customers else "Crm_Sales_SalesOrders"
+            expected = sum(1 for row in rows if predicate(row))
+            assert expected > 0, f"weak case: nothing matches {text}"
+            assert client.count(entity_set, filter=text) == expected, text
