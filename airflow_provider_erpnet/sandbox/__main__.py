@@ -59,7 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--port", type=_checked(check_count, int, 0, 65535), default=8765, help="TCP port; 0 = any free port"
     )
     parser.add_argument(
-        "--scale", type=_checked(check_count, int, 1), default=1000, help="customers (rows scale)"
+        "--scale",
+        type=_checked(check_count, int, 1),
+        default=1000,
+        help="rows of Crm_Sales_Customers; the other sets are sized from it (docs/sandbox-data.md)",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for generated data and fault draws")
     parser.add_argument(

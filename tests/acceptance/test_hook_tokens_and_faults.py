@@ -105,6 +105,6 @@ def test_throttling_outages_and_drops_lose_no_row(erpnet_sandbox_factory, monkey
     assert ids == [row["Id"] for row in sandbox.dataset.rows(CUSTOMERS)]
     stats = sandbox.stats()
     injected = stats["faults_injected"]
-    assert injected["429"] > 0 and injected["503"] > 0, stats
+    assert injected["429"] > 0 and injected["503"] > 0 and injected["drop"] > 0, stats
     assert stats["api_by_status"]["200"] == 50, stats
     assert hook.client.transport.retries == sum(injected.values()), stats

@@ -157,6 +157,23 @@ def test_curl_line_is_a_working_token_request() -> None:
         assert running.stop() == 0
 
 
+def test_scale_100000_next_links_give_count_rows_each_id_once() -> None:
+    with cli("--scale", "100000") as running:
+        base_url, _ = banner_values(running.read_until("Stop with Ctrl+C"))
+        headers = {"Authorization": f"Bearer {seed_token(base_url)}"}
+        url: str | None = f"{base_url}/api/domain/odata/Crm_Sales_Customers?$top=1000&$count=true&$select=Id"
+        counts, ids = [], []
+        with requests.Session() as http:
+            while url:
+                page = http.get(url, headers=headers, timeout=30).json()
+                counts.append(page["@odata.count"])
+                ids.extend(row["Id"] for row in page["value"])
+                url = page.get("@odata.nextLink")
+        assert running.stop() == 0
+    assert counts == [100_000] * 100
+    assert len(ids) == len(set(ids)) == 100_000
+
+
 def test_no_next_links_flag() -> None:
     with cli("--no-next-links", "--top-level-errors", "--token-lifetime", "90") as running:
         base_url, _ = banner_values(running.read_until("Stop with Ctrl+C"))
