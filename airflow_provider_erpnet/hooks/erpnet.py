@@ -8,6 +8,7 @@ connection, registers secrets with Airflow's masker and delegates.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from functools import cached_property
 from typing import Any
 from uuid import UUID
@@ -22,6 +23,10 @@ from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import Page
 from airflow_provider_erpnet.client.settings import ErpNetSettings
 from airflow_provider_erpnet.hooks.connection_extras import settings_from_connection
+
+# A connection test answers a person waiting in the UI or the CLI: two attempts per request, not a
+# minute of backoff, before it says what is wrong.
+TEST_CONNECTION_ATTEMPTS = 2
 
 
 class ErpNetHook(BaseHook):
@@ -56,8 +61,7 @@ class ErpNetHook(BaseHook):
     @cached_property
     def client(self) -> ErpNetClient:
         """One client (one HTTP session, one token provider) per hook instance."""
-        auth.set_secret_masker(mask_secret)
-        return ErpNetClient(self.get_settings())
+        return _masked_client(self.get_settings())
 
     def get_conn(self) -> ErpNetClient:
         """Return the configured client (Airflow's conventional accessor)."""
@@ -102,17 +106,22 @@ class ErpNetHook(BaseHook):
     def test_connection(self) -> tuple[bool, str]:
         """Get a token and read the service document; the message says what to fix on failure."""
         try:
-            client = self.client
-            client.transport.auth.token()
-            document = client.service_document()
+            settings = self.get_settings()
+            quick = replace(settings, max_attempts=min(settings.max_attempts, TEST_CONNECTION_ATTEMPTS))
+            with _masked_client(quick) as client:
+                client.transport.auth.token()
+                document = client.service_document()
         except ErpNetError as exc:
             return False, str(exc)
-        finally:
-            self.close()
         sets = document.get("value", []) if isinstance(document, Mapping) else []
-        settings = client.settings
         return True, (
             f"Connected to ERP.net as {settings.client_id!r}: token issued by "
             f"{settings.resolved_identity_url}, Domain API at {settings.resolved_api_url} "
             f"lists {len(sets)} entity sets."
         )
+
+
+def _masked_client(settings: ErpNetSettings) -> ErpNetClient:
+    """A client whose secret and tokens reach Airflow's masker before anything can log them."""
+    auth.set_secret_masker(mask_secret)
+    return ErpNetClient(settings)

@@ -69,12 +69,12 @@ CASES: dict[str, Case] = {
     ),
     "bad filter": Case(
         ErpNetApiError,
-        ("400", "Crm_Sales_Customers"),
+        ("400", "Crm_Sales_Customers", "check $filter"),
         read=lambda hook: list(hook.iter_records("Crm_Sales_Customers", filter="Number eq")),
     ),
     "unsupported operator": Case(
         ErpNetApiError,
-        ("500", "or"),
+        ("500", "or", "operator 'or' is not supported"),
         read=lambda hook: list(
             hook.iter_records("Crm_Sales_Customers", filter="Active eq true or Active eq false")
         ),
@@ -92,7 +92,12 @@ CASES: dict[str, Case] = {
     "read timeout": Case(
         ErpNetTransportError, ("timed out", "timeout"), extra={"timeout": 0.5, "max_attempts": 2}
     ),
-    "unreachable host": Case(ErpNetTransportError, ("127.0.0.1", "host"), host="closed"),
+    "unreachable host": Case(
+        ErpNetTransportError,
+        ("127.0.0.1", "host", "Could not reach", "ConnectionRefusedError"),
+        host="closed",
+        extra={"max_attempts": 2},  # the default 8 would back off for up to two minutes
+    ),
     "host answers HTML": Case(
         ErpNetTransportError, ("not what an ERP.net identity server sends", "host"), host="html"
     ),

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 
 import pytest
 
 from airflow_provider_erpnet.client.errors import ErpNetAuthError
 from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
+from tests.client.helpers_servers import closed_port_url
 
 
 @pytest.fixture
@@ -49,3 +51,14 @@ def test_wrong_secret_fails_clearly_without_leaking(erpnet_sandbox, monkeypatch,
         next(ErpNetHook().iter_records("Crm_Sales_Customers"))
     assert wrong not in message
     assert wrong not in caplog.text
+
+
+def test_test_connection_to_an_unreachable_host_gives_up_after_two_attempts(monkeypatch) -> None:
+    """The connection has the default 8 attempts; a person waiting on the test gets the answer sooner."""
+    host = closed_port_url()
+    conn = {"conn_type": "erpnet", "host": host, "login": "my.trusted.app/first", "password": "s3cret-x"}
+    monkeypatch.setenv("AIRFLOW_CONN_ERPNET_DEFAULT", json.dumps(conn))
+    ok, message = ErpNetHook().test_connection()
+    assert not ok
+    assert "Could not reach the ERP.net identity server" in message and "(ConnectionRefusedError" in message
+    assert "; 2 attempts)" in message and host.removeprefix("http://") in message
