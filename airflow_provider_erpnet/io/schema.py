@@ -7,7 +7,7 @@ names, order and types, and a manifest can describe its files without the instan
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -107,6 +107,8 @@ def columns_for(
     entity_set: str,
     select: str | Sequence[str] | None,
     expand: str | None = None,
+    *,
+    sent: Collection[str] | None = None,
 ) -> list[Column]:
     """Columns of an extraction, in output order.
 
@@ -114,13 +116,21 @@ def columns_for(
     attributes (structural properties and references except ``Id``, ``AggregateLastUpdateTimeUtc``,
     custom properties and collections), expanded in place; other items are added where listed.
     Each navigation named in ``expand`` becomes a ``json`` column holding the expanded value.
+
+    ``sent``: the keys of the records the server answered with. ERP.net's ``default`` also leaves
+    out calculated attributes that ``$metadata`` does not mark, and an instance's default set can
+    differ from any rule, while null values are still sent: so with ``sent``, ``default`` keeps
+    only the columns the server actually sent. Explicitly named columns always stay.
     """
     entity = metadata.entity_type(entity_set)
     mapper = _Mapper(metadata, entity_set, entity)
     names = _split_select(select)
     ordered: dict[str, Column] = {}
     for name in names:
-        chosen = mapper.defaults() if name == DEFAULT_SELECT else [mapper.column(name)]
+        if name == DEFAULT_SELECT:
+            chosen = [column for column in mapper.defaults() if sent is None or column.name in sent]
+        else:
+            chosen = [mapper.column(name)]
         for column in chosen:
             ordered.setdefault(column.name, column)
     for name in _split_expand(expand):

@@ -36,6 +36,7 @@ from typing import Any, Literal
 
 from airflow_provider_erpnet.client.client import ErpNetClient
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
+from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE, normalise_select
 from airflow_provider_erpnet.io import Column, FileInfo, Manifest, OutputWriter, columns_for, iter_records
 from airflow_provider_erpnet.io.dedupe import Deduper, without
@@ -161,9 +162,10 @@ def run_extraction(
     """
     started = time.monotonic()
     retries = client.transport.retries
-    columns = columns_for(client.metadata(), request.entity_set, request.full_select, request.expand)
+    output = _Output(target, fmt, max_rows_per_file, client.metadata())
+    # Check names, target, format and pyarrow before any page is read; a writer opens no file yet.
+    output.writer(output.columns(request, [], logger)).abort()
     remove_stale_temps(target, fmt, before=time.time(), logger=logger)
-    output = _Output(target, fmt, max_rows_per_file, columns)
     expected = _checked_count(client, request)
     try:
         written = _extract_once(client, request, output, expected, logger, staged=not request.ids_in_order)
@@ -181,7 +183,7 @@ def run_extraction(
         files=written.files,
         rows=written.rows,
         bytes=sum(info.bytes for info in written.files),
-        columns=columns,
+        columns=written.columns,
         query=request.describe(),
         window=request.window.to_dict() if request.window else None,
         server_count=written.server_count,
@@ -275,15 +277,46 @@ def remove_stale_temps(
 
 @dataclass(frozen=True)
 class _Output:
-    """Where and how to write: the ``OutputWriter`` arguments of one extraction."""
+    """Where and how to write: the ``OutputWriter`` arguments of one extraction, and its columns."""
 
     target: Any
     fmt: str | None
     max_rows_per_file: int | None
-    columns: list[Column]
+    metadata: ServiceMetadata
 
-    def writer(self) -> OutputWriter:
-        return OutputWriter(self.target, self.fmt, self.columns, max_rows_per_file=self.max_rows_per_file)
+    def columns(
+        self,
+        request: ExtractionRequest,
+        first_page: list[dict[str, Any]],
+        logger: logging.Logger | logging.LoggerAdapter,
+    ) -> list[Column]:
+        """The columns, decided on the first non-empty page (``$metadata`` alone when there is none).
+
+        ERP.net's ``default`` selection leaves out attributes ``$metadata`` does not mark (calculated
+        ones such as the sandbox's ``Turnover``), and OData sends null values as explicit nulls: a
+        key absent from every record of the first page is one the server did not select, and would
+        only be an all-null column.
+        """
+        rule = columns_for(self.metadata, request.entity_set, request.full_select, request.expand)
+        if not first_page:
+            return rule
+        sent = set().union(*first_page)
+        columns = columns_for(
+            self.metadata, request.entity_set, request.full_select, request.expand, sent=sent
+        )
+        left_out = [column.name for column in rule if column not in columns]
+        if left_out:
+            logger.info(
+                "%s: the server's default selection does not include %s, so neither does the output; "
+                "name them in select to get them, e.g. select='default,%s'.",
+                request.entity_set,
+                ", ".join(left_out),
+                left_out[0],
+            )
+        return columns
+
+    def writer(self, columns: list[Column]) -> OutputWriter:
+        return OutputWriter(self.target, self.fmt, columns, max_rows_per_file=self.max_rows_per_file)
 
 
 @dataclass(frozen=True)
@@ -292,6 +325,7 @@ class _Written:
 
     format: str
     files: list[FileInfo]
+    columns: list[Column]
     rows: int
     read: int
     server_count: int | None
@@ -310,16 +344,19 @@ def _extract_once(
     """Read every page, write, check, commit; raises ``_OrderBroken`` on the direct path only."""
     progress = Progress(logger, request.entity_set, expected=expected)
     deduper = Deduper(request.incremental_column)
-    with output.writer() as writer, closing(_pages(client, request, progress)) as raw_pages:
-        pages = _warn_unsent_columns(raw_pages, output.columns, request, logger)
-        if staged:
-            _write_staged(pages, deduper, writer, output.columns, request)
-        else:
-            _write_direct(pages, deduper, writer)
-        server_count = _checked_count(client, request)
-        check_completeness(request.entity_set, writer.rows, server_count, request.check_count)
-        files = writer.commit()
-    return _Written(writer.format, files, writer.rows, deduper.rows, server_count, progress)
+    with closing(_pages(client, request, progress)) as pages:
+        first = next((records for records in pages if records), [])
+        columns = output.columns(request, first, logger)
+        with output.writer(columns) as writer:
+            all_pages = itertools.chain([first], pages)
+            if staged:
+                _write_staged(all_pages, deduper, writer, columns, request)
+            else:
+                _write_direct(all_pages, deduper, writer)
+            server_count = _checked_count(client, request)
+            check_completeness(request.entity_set, writer.rows, server_count, request.check_count)
+            files = writer.commit()
+    return _Written(writer.format, files, columns, writer.rows, deduper.rows, server_count, progress)
 
 
 class _OrderBroken(Exception):
@@ -336,34 +373,6 @@ def _pages(
     for page in client.iter_pages(request.entity_set, **request.query_options()):
         progress.page(len(page.records))
         yield page.records
-
-
-def _warn_unsent_columns(
-    pages: Iterable[list[dict[str, Any]]],
-    columns: list[Column],
-    request: ExtractionRequest,
-    logger: logging.Logger | logging.LoggerAdapter,
-) -> Iterator[list[dict[str, Any]]]:
-    """Pass pages through; warn once about columns the server left out of the first records.
-
-    The server omits what its selection does not include (null values are still sent), so a column
-    missing from every record of the first page would be written all null; the warning says so
-    instead of letting an empty column pass for data.
-    """
-    warned = False
-    for records in pages:
-        if records and not warned:
-            warned = True
-            unsent = [c.name for c in columns if all(c.name not in record for record in records)]
-            if unsent:
-                logger.warning(
-                    "%s: the server sent no %s in the first %d records (not in its default selection?); "
-                    "these columns will be empty. Name them in select to get their values.",
-                    request.entity_set,
-                    ", ".join(unsent),
-                    len(records),
-                )
-        yield records
 
 
 def _write_direct(pages: Iterable[list[dict[str, Any]]], deduper: Deduper, output: OutputWriter) -> None:

@@ -24,7 +24,7 @@ from fsspec.implementations.memory import MemoryFileSystem
 
 from airflow_provider_erpnet.client import ErpNetClient, ErpNetSettings, Page
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
-from airflow_provider_erpnet.io import Manifest, iter_records
+from airflow_provider_erpnet.io import Manifest, columns_for, iter_records
 from airflow_provider_erpnet.io.convert import parse_timestamp
 from airflow_provider_erpnet.io.progress import Progress
 from airflow_provider_erpnet.operators.extraction import ExtractionRequest, check_completeness, run_extraction
@@ -118,7 +118,9 @@ def test_parquet_export_holds_every_value_exactly(erpnet_sandbox_factory, connec
         written = [_actual(value, field.type) for value in table.column(field.name).to_pylist()]
         expected = [_expected(row.get(field.name), field.type) for row in rows]
         assert written == expected, f"column {field.name} differs"
-    assert set(table.column_names) >= {"Id", "Number", "CreditLimit", "Party"}
+    assert set(table.column_names) >= {"Id", "Number", "CreditLimit", "Party", "Turnover"}
+    turnover = [value for value in table.column("Turnover").to_pylist() if value is not None]
+    assert len(turnover) > 50_000 and all(isinstance(value, Decimal) for value in turnover)
     event = context["outlet_events"][erpnet_asset("erpnet_default", CUSTOMERS)]
     assert event.extra == {
         "entity_set": CUSTOMERS,
@@ -200,7 +202,7 @@ def test_records_mode_returns_json_safe_records(erpnet_sandbox, connect) -> None
     for record, row in zip(records, wanted, strict=True):
         assert Decimal(record["CreditLimit"]["Value"]) == row["CreditLimit"]["Value"]
         assert isinstance(record["CreditLimit"]["Value"], str)
-        assert (record["Turnover"] is None) == (row["Turnover"] is None)
+        assert record["Turnover"] == (None if row["Turnover"] is None else str(row["Turnover"]))
 
 
 @pytest.mark.parametrize("check_count", [True, False])
@@ -397,8 +399,27 @@ def test_part_files(erpnet_sandbox, connect, tmp_path: Path) -> None:
     ]
 
 
-def test_columns_the_server_left_out_are_named_in_a_warning(erpnet_sandbox, tmp_path: Path, caplog) -> None:
+def test_default_columns_are_the_ones_the_server_sent(erpnet_sandbox, tmp_path: Path, caplog) -> None:
+    """ERP.net's default selection leaves out Turnover (calculated) although $metadata does not say so."""
+    with _client(erpnet_sandbox) as client, caplog.at_level(logging.INFO):
+        rule = [c.name for c in columns_for(client.metadata(), CUSTOMERS, ("default", "Id"))]
+        manifest = run_extraction(client, ExtractionRequest(CUSTOMERS), tmp_path / "customers.parquet")
+    assert "Turnover" in rule
+    names = [column.name for column in manifest.columns]
+    assert names == [name for name in rule if name != "Turnover"]
+    assert pq.read_schema(tmp_path / "customers.parquet").names == names
+    assert "default selection does not include Turnover" in caplog.text
+    assert "select='default,Turnover'" in caplog.text
+    first = erpnet_sandbox.dataset.rows(CUSTOMERS)[0]
+    assert next(iter_records(manifest))["Number"] == first["Number"]
+
+
+def test_default_columns_of_an_empty_result_come_from_metadata(erpnet_sandbox, tmp_path: Path) -> None:
+    """No record to look at: the metadata rule is all there is, so the empty file keeps every column."""
     with _client(erpnet_sandbox) as client:
-        manifest = run_extraction(client, ExtractionRequest(CUSTOMERS), tmp_path / "customers.jsonl")
-    assert "sent no Turnover in the first 1000 records" in caplog.text
-    assert {record["Turnover"] for record in iter_records(manifest)} == {None}
+        rule = columns_for(client.metadata(), CUSTOMERS, ("default", "Id"))
+        request = ExtractionRequest(CUSTOMERS, filter="Number eq 'no such customer'")
+        manifest = run_extraction(client, request, tmp_path / "none.parquet")
+    assert (manifest.rows, manifest.server_count) == (0, 0)
+    assert manifest.columns == rule
+    assert pq.read_schema(tmp_path / "none.parquet").names == [column.name for column in rule]
