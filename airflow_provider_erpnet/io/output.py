@@ -263,9 +263,12 @@ class OutputWriter:
             raise
         self.files = [FileInfo(str(part.final), part.rows, size) for part, size in self._finished]
         self._state = "committed"
-        log.info(
-            "Committed %d file(s): %d rows, %d bytes.",
+        # DEBUG: an extraction's own summary line reports rows and bytes, and a staged extraction
+        # commits a local spool too, which at INFO read like a second output.
+        log.debug(
+            "Committed %d file(s) at %s: %d rows, %d bytes.",
             len(self.files),
+            self._target,
             self.rows,
             sum(f.bytes for f in self.files),
         )
