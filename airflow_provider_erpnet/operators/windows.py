@@ -66,9 +66,9 @@ def window_from_context(context: Mapping[str, Any], column: str, overlap: dt.tim
     A run without a data interval (a manual run of a DAG triggered without a logical date) is an
     error rather than a silent full export: an incremental task that suddenly reads the whole
     entity set can be very large, and its output would not be an interval's slice. An empty
-    interval (start == end) is an error too: Airflow 3 turns a cron string into
-    ``CronTriggerTimetable``, whose runs are instants, and consecutive instant windows would skip
-    every row changed between them.
+    interval (start == end) is an error too: Airflow 3 turns a cron string or a timedelta into a
+    trigger timetable, whose runs are instants, and consecutive instant windows would skip every
+    row changed between them.
     """
     start = context.get("data_interval_start")
     end = context.get("data_interval_end")
@@ -79,13 +79,33 @@ def window_from_context(context: Mapping[str, Any], column: str, overlap: dt.tim
             "incremental_column to export the whole entity set."
         )
     if start == end:
+        timetable, schedule = _data_interval_schedule(getattr(context.get("dag"), "timetable", None))
         raise ErpNetConfigError(
-            f"incremental_column={column!r} needs a data interval, but this run's is empty "
-            f"({start.isoformat()}): schedule the DAG with a data-interval timetable, e.g. "
-            "schedule=CronDataIntervalTimetable('@hourly', timezone='UTC') or a timedelta, "
-            "not a plain cron string (Airflow 3 makes that a CronTriggerTimetable of instants)."
+            f"incremental_column={column!r} needs a data interval, but this run's is empty (it starts "
+            f"and ends at {start.isoformat()}): Airflow 3 makes runs of zero width for a cron string "
+            "such as '@hourly', a timedelta, and manual runs of an unscheduled DAG, and consecutive "
+            "empty windows would skip every change between them. Give the DAG data intervals: "
+            f"`from airflow.sdk import {timetable}` and `schedule={schedule}`, or set [scheduler] "
+            "create_cron_data_intervals = True (create_delta_data_intervals for a timedelta)."
         )
     return window_for(column, start, end, overlap)
+
+
+def _data_interval_schedule(timetable: Any) -> tuple[str, str]:
+    """The data-interval timetable that runs when ``timetable`` does: its class name and a call.
+
+    Airflow's trigger timetables are read by their attributes (``expression`` and ``timezone`` of
+    a ``CronTriggerTimetable``, ``delta`` of a ``DeltaTriggerTimetable``) so this module needs no
+    Airflow import; anything else gets the hourly example.
+    """
+    expression = getattr(timetable, "expression", None)
+    if isinstance(expression, str):
+        zone = getattr(getattr(timetable, "timezone", None), "name", "UTC")
+        return "CronDataIntervalTimetable", f'CronDataIntervalTimetable("{expression}", timezone="{zone}")'
+    delta = getattr(timetable, "delta", None)
+    if isinstance(delta, dt.timedelta):
+        return "DeltaDataIntervalTimetable", f"DeltaDataIntervalTimetable({delta!r})"
+    return "CronDataIntervalTimetable", 'CronDataIntervalTimetable("@hourly", timezone="UTC")'
 
 
 def and_filters(*filters: str | None) -> str | None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pendulum
 import pytest
+from airflow.sdk import DAG
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
 from airflow_provider_erpnet.operators.extraction import ExtractionRequest, required_select
@@ -13,6 +15,22 @@ from airflow_provider_erpnet.operators.windows import and_filters, window_for, w
 
 COLUMN = "AggregateLastUpdateTimeUtc"
 UTC = dt.timezone.utc
+CRON_DAG = """
+import pendulum
+from airflow.sdk import dag
+from airflow_provider_erpnet.operators.odata import ErpNetODataOperator
+
+@dag(schedule="@hourly", start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False)
+def orders_cron():
+    ErpNetODataOperator(
+        task_id="sync",
+        entity_set="Crm_Sales_SalesOrders",
+        incremental_column="AggregateLastUpdateTimeUtc",
+        output_path=__file__.rsplit("/", 1)[0] + "/out/orders.jsonl",
+    )
+
+orders_cron()
+"""
 
 
 def test_window_is_closed_and_reaches_back_by_the_overlap() -> None:
@@ -45,12 +63,53 @@ def test_run_without_data_interval_is_refused_not_turned_into_a_full_export() ->
         window_from_context({"data_interval_start": None, "data_interval_end": None}, COLUMN, dt.timedelta(0))
 
 
-def test_empty_interval_of_a_cron_trigger_timetable_is_refused() -> None:
+@pytest.mark.parametrize(
+    ("schedule", "fix"),
+    [
+        ("@hourly", 'CronDataIntervalTimetable("0 * * * *", timezone="Europe/Sofia")'),
+        (dt.timedelta(hours=1), "DeltaDataIntervalTimetable(datetime.timedelta(seconds=3600))"),
+        (None, 'CronDataIntervalTimetable("@hourly", timezone="UTC")'),
+    ],
+    ids=["cron", "timedelta", "unscheduled"],
+)
+def test_empty_interval_is_refused_naming_the_schedule_that_fixes_it(schedule: object, fix: str) -> None:
+    """The DAG's own trigger timetable (Airflow 3's default for these schedules) is spelled out."""
+    dag = DAG("orders", schedule=schedule, start_date=pendulum.datetime(2025, 9, 1, tz="Europe/Sofia"))
     moment = pendulum.datetime(2025, 9, 1, 10, tz="UTC")
-    with pytest.raises(ErpNetConfigError, match="CronDataIntervalTimetable"):
-        window_from_context(
-            {"data_interval_start": moment, "data_interval_end": moment}, COLUMN, dt.timedelta(minutes=5)
-        )
+    context = {"data_interval_start": moment, "data_interval_end": moment, "dag": dag}
+    with pytest.raises(ErpNetConfigError) as raised:
+        window_from_context(context, COLUMN, dt.timedelta(minutes=5))
+    message = str(raised.value)
+    assert "this run's is empty" in message
+    assert f"`from airflow.sdk import {fix.split('(')[0]}` and `schedule={fix}`" in message
+    assert "create_cron_data_intervals = True" in message
+
+
+def test_a_dag_scheduled_hourly_by_a_cron_string_fails_with_the_fix(
+    airflow_cli, erpnet_sandbox, tmp_path: Path
+) -> None:
+    """A real ``airflow dags test`` of ``schedule="@hourly"``: the task's log names the fix."""
+    (tmp_path / "orders_cron.py").write_text(CRON_DAG)
+    result = airflow_cli(
+        "dags",
+        "test",
+        "orders_cron",
+        "2026-01-01T10:00:00+00:00",
+        env={
+            "AIRFLOW__CORE__DAGS_FOLDER": str(tmp_path),
+            "AIRFLOW_CONN_ERPNET_DEFAULT": erpnet_sandbox.connection_json(),
+        },
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output[-3000:]
+    assert (
+        "ErpNetConfigError: incremental_column='AggregateLastUpdateTimeUtc' needs a data interval" in output
+    )
+    assert (
+        "`from airflow.sdk import CronDataIntervalTimetable` and "
+        '`schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC")`'
+    ) in output
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize("overlap", [dt.timedelta(minutes=-1), 300])
