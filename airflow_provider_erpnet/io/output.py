@@ -102,9 +102,30 @@ class _ObjectStorage:
 _Storage = _LocalStorage | _ObjectStorage
 
 
+def local_path(target: Any) -> Path | None:
+    """The absolute path of a local target (a path, ``file://`` URL or local path object), else None.
+
+    A local ``ObjectStoragePath`` or ``UPath`` counts as local, so it keeps fsync and ``os.replace``.
+    """
+    if isinstance(target, str):
+        if "://" in target and not target.startswith("file://"):
+            return None
+        return Path(target.removeprefix("file://")).absolute()
+    if getattr(target, "protocol", None) in ("file", "local") and hasattr(target, "path"):
+        return Path(target.path).absolute()
+    if isinstance(target, os.PathLike):
+        return Path(os.fspath(target)).absolute()
+    return None
+
+
 def _storage_for(target: Any) -> tuple[_Storage, Any]:
-    """Local paths (also ``file://``) become ``Path``; other URLs ``UPath``; path objects are duck-typed."""
-    if isinstance(target, str) and "://" in target and not target.startswith("file://"):
+    """Local targets become ``Path``; other URLs ``UPath``; other path objects are duck-typed."""
+    path = local_path(target)
+    if path is not None:
+        if path.is_dir():
+            raise ErpNetConfigError(f"Output target {str(path)!r} is a directory; give a file name.")
+        return _LocalStorage(), path
+    if isinstance(target, str):
         try:
             from upath import UPath
         except ImportError:
@@ -113,15 +134,6 @@ def _storage_for(target: Any) -> tuple[_Storage, Any]:
                 "or pass an ObjectStoragePath."
             ) from None
         return _ObjectStorage(), UPath(target)
-    if isinstance(target, str) and target.startswith("file://"):
-        target = target.removeprefix("file://")
-    elif getattr(target, "protocol", None) in ("file", "local") and hasattr(target, "path"):
-        target = target.path  # a local ObjectStoragePath: keep fsync and os.replace
-    if isinstance(target, (str, os.PathLike)):
-        path = Path(os.fspath(target)).absolute()
-        if path.is_dir():
-            raise ErpNetConfigError(f"Output target {str(path)!r} is a directory; give a file name.")
-        return _LocalStorage(), path
     if all(hasattr(target, attr) for attr in ("open", "parent", "name", "exists", "unlink")):
         return _ObjectStorage(), target
     raise ErpNetConfigError(

@@ -40,6 +40,7 @@ from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE, normalise_select
 from airflow_provider_erpnet.io import Column, FileInfo, Manifest, OutputWriter, columns_for, iter_records
 from airflow_provider_erpnet.io.dedupe import Deduper, without
+from airflow_provider_erpnet.io.output import local_path
 from airflow_provider_erpnet.io.progress import Progress
 from airflow_provider_erpnet.io.writers import resolve_format
 from airflow_provider_erpnet.operators.windows import Window, and_filters
@@ -254,7 +255,7 @@ def remove_stale_temps(
     partial uploads as objects, so only local targets are swept. Two tasks must not write the same
     target at once: the sweep would remove the other task's temporary file.
     """
-    path = _local_path(target)
+    path = local_path(target)
     if path is None or not path.parent.is_dir():
         return 0
     layout = resolve_format(path.name, fmt)
@@ -419,17 +420,3 @@ def _too_many(entity_set: str, limit: int, found: str) -> ErpNetConfigError:
         "is not meant for bulk rows: set output_path to write files and pass their manifest instead, "
         "narrow the filter, or raise max_xcom_records."
     )
-
-
-def _local_path(target: Any) -> Path | None:
-    """The local path of a target, or None for object storage."""
-    if isinstance(target, str):
-        if target.startswith("file://"):
-            return Path(target.removeprefix("file://"))
-        return None if "://" in target else Path(target)
-    protocol = getattr(target, "protocol", None)
-    if protocol is None and isinstance(target, os.PathLike):
-        return Path(os.fspath(target))
-    if protocol in ("file", "local"):
-        return Path(target.path)
-    return None

@@ -11,8 +11,12 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
+from airflow.sdk import ObjectStoragePath
 from airflow.sdk.execution_time.context import OutletEventAccessors
+from upath import UPath
 
+from airflow_provider_erpnet.operators.extraction import remove_stale_temps
 from airflow_provider_erpnet.operators.odata import ErpNetODataOperator
 
 CUSTOMERS = "Crm_Sales_Customers"
@@ -69,3 +73,23 @@ def test_sigkill_leaves_no_output_and_the_retry_writes_everything(
     written = [json.loads(line)["Id"] for line in target.read_text().splitlines()]
     assert written == [row["Id"] for row in sandbox.dataset.rows(CUSTOMERS)]
     assert list(tmp_path.iterdir()) == [target], "the killed attempt's temporary file was not cleaned up"
+
+
+@pytest.mark.parametrize("form", ["str", "file URL", "Path", "UPath", "ObjectStoragePath"])
+def test_stale_temps_are_swept_for_every_local_target_form(tmp_path: Path, form: str) -> None:
+    """The sweep and the writer agree on what is local, whatever object names the target."""
+    target = tmp_path / "customers.csv"
+    targets = {
+        "str": str(target),
+        "file URL": f"file://{target}",
+        "Path": target,
+        "UPath": UPath(str(target)),
+        "ObjectStoragePath": ObjectStoragePath(f"file://{target}"),
+    }
+    stale = [tmp_path / f".customers.csv.tmp-{'a' * 32}", tmp_path / f".customers-00001.csv.tmp-{'b' * 32}"]
+    for path in stale:
+        path.write_text("killed mid-write\n")
+    other = tmp_path / f".orders.csv.tmp-{'c' * 32}"
+    other.write_text("another target's\n")
+    assert remove_stale_temps(targets[form], None, before=time.time() + 1) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == [other.name]
