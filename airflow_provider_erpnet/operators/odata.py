@@ -16,7 +16,7 @@ from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE
 from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
-from airflow_provider_erpnet.io import Manifest
+from airflow_provider_erpnet.io import FORMATS, Manifest
 from airflow_provider_erpnet.operators.extraction import (
     CheckCount,
     ExtractionRequest,
@@ -96,7 +96,7 @@ class ErpNetODataOperator(BaseOperator):
         if output_path is not None and "outlets" not in kwargs and not _templated(erpnet_conn_id, entity_set):
             kwargs["outlets"] = [erpnet_asset(erpnet_conn_id, entity_set)]
         super().__init__(**kwargs)
-        _check_arguments(page_size, check_count, overlap, max_xcom_records, max_rows_per_file)
+        _check_arguments(page_size, output_format, check_count, overlap, max_xcom_records, max_rows_per_file)
         self.entity_set = entity_set
         self.erpnet_conn_id = erpnet_conn_id
         self.filter = filter
@@ -175,6 +175,7 @@ def _templated(*values: str) -> bool:
 
 def _check_arguments(
     page_size: int,
+    output_format: str | None,
     check_count: Any,
     overlap: Any,
     max_xcom_records: int,
@@ -184,6 +185,11 @@ def _check_arguments(
     if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ErpNetConfigError(
             f"page_size must be 1..{MAX_PAGE_SIZE} (ERP.net recommends 1000), got {page_size!r}."
+        )
+    if output_format is not None and output_format.lower() not in FORMATS:
+        raise ErpNetConfigError(
+            f"output_format must be one of {', '.join(FORMATS)}, or None to take it from the "
+            f"output_path suffix; got {output_format!r}."
         )
     check_count_mode(check_count)
     check_overlap(overlap)

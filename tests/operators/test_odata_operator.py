@@ -302,6 +302,7 @@ def test_outlets_rule() -> None:
     [
         ({"page_size": 0}, "page_size"),
         ({"page_size": 5000}, "page_size"),
+        ({"output_format": "xlsx"}, "output_format must be one of jsonl, csv, parquet"),
         ({"check_count": "yes"}, "check_count"),
         ({"overlap": dt.timedelta(minutes=-5)}, "overlap"),
         ({"max_rows_per_file": 0}, "max_rows_per_file"),
