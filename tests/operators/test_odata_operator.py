@@ -134,7 +134,7 @@ def test_parquet_export_holds_every_value_exactly(erpnet_sandbox_factory, connec
 def test_three_hourly_windows_cover_the_range_and_rerun_identically(
     erpnet_sandbox_factory, connect, tmp_path: Path
 ) -> None:
-    sandbox = erpnet_sandbox_factory(scale=10_000)
+    sandbox = erpnet_sandbox_factory(scale=100_000)
     connect(sandbox)
     first = dt.datetime(2025, 12, 31, 23, tzinfo=UTC)  # rows sit exactly on 2026-01-01T00:00:00Z
     manifests = []
@@ -154,8 +154,12 @@ def test_three_hourly_windows_cover_the_range_and_rerun_identically(
         row["Id"]: row for row in sandbox.dataset.rows(ORDERS) if low <= parse_timestamp(row[STAMP]) <= high
     }
     latest: dict[str, dict[str, Any]] = {}
-    for manifest in manifests:
-        assert manifest["rows"] == manifest["server_count"] > 0
+    for hour, manifest in enumerate(manifests):
+        start = first + dt.timedelta(hours=hour) - dt.timedelta(minutes=5)
+        end = first + dt.timedelta(hours=hour + 1)
+        expected = [r["Id"] for r in in_range.values() if start <= parse_timestamp(r[STAMP]) <= end]
+        assert [r["Id"] for r in iter_records(manifest)] == expected
+        assert manifest["rows"] == manifest["server_count"] == len(expected) > 0
         for record in iter_records(manifest):
             kept = latest.get(record["Id"])
             if kept is None or record[STAMP] >= kept[STAMP]:
@@ -164,7 +168,7 @@ def test_three_hourly_windows_cover_the_range_and_rerun_identically(
     for ident, record in latest.items():
         assert record[STAMP] == parse_timestamp(in_range[ident][STAMP])
         assert record["DocumentNo"] == in_range[ident]["DocumentNo"]
-        assert len(record["Lines"]) == len(in_range[ident]["Lines"])
+        assert [line["Id"] for line in record["Lines"]] == [line["Id"] for line in in_range[ident]["Lines"]]
     midnight = {r["Id"] for r in in_range.values() if r[STAMP] == "2026-01-01T00:00:00Z"}
     assert midnight, "the overlap case needs rows on the boundary"
     for manifest in manifests[:2]:
