@@ -178,7 +178,7 @@ def test_sandbox_pages_round_trip_through_every_format(
         value = source.get(column.name)
         if column.kind == "reference" and value is not None:
             assert first[column.name] == value["@odata.id"]
-        elif column.kind in ("json", "multilang", "string", "enum", "bool", "int32", "int64"):
+        elif column.kind in ("json", "multilang", "string", "enum", "bool", "int32", "int64", "decimal"):
             assert first[column.name] == value, column.name
         elif column.kind in ("amount", "quantity") and value is not None:
             assert first[column.name]["Value"] == Decimal(str(value["Value"])), column.name
