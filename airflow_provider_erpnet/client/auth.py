@@ -38,6 +38,9 @@ log = logging.getLogger(__name__)
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 FALLBACK_TOKEN_PATH = "/connect/token"
 DEFAULT_LIFETIME = 300.0
+# Identity servers write exp in whole seconds from a truncated issue time, so a token can end up to
+# this long before the moment the request was sent plus expires_in.
+EXP_ROUNDING = 1.0
 MAX_SERVER_TEXT = 500
 
 _secret_masker: Callable[[str], None] | None = None
@@ -273,7 +276,7 @@ class TokenProvider:
         granted = body.get("scope")
         return CachedToken(
             access_token=access_token,
-            expires_at=started + lifetime,
+            expires_at=started + lifetime - EXP_ROUNDING,
             lifetime=lifetime,
             scope=granted if isinstance(granted, str) else s.scope,
             token_endpoint=endpoint,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -209,6 +211,21 @@ def test_short_lived_token_is_refreshed_near_expiry(
     assert second != first
     assert provider.tokens_requested == 2
     assert sandbox.stats()["tokens_issued"] == 2
+
+
+def test_expiry_is_counted_from_before_the_request_less_a_second_for_whole_second_exp(
+    tmp_path: Path, session: requests.Session
+) -> None:
+    """A server truncates the issue time into exp; trusting expires_in fully could overshoot by 1 s."""
+    with identity_server(FakeIdentity(expires_in=4)) as server:
+        provider = TokenProvider(settings_for(server.url, tmp_path), session)
+        _ = provider.token_endpoint
+        before = time.time()
+        provider.token()
+        after = time.time()
+    (cached,) = (tmp_path / "tokens").glob("*.json")
+    expires_at = json.loads(cached.read_text())["expires_at"]
+    assert before + 4 - auth.EXP_ROUNDING <= expires_at <= after + 4 - auth.EXP_ROUNDING
 
 
 def test_masker_receives_the_secret_and_every_token(tmp_path: Path, session: requests.Session) -> None:
