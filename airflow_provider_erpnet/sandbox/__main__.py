@@ -47,6 +47,7 @@ def _checked(
 
 _rate = _checked(check_rate, float)
 _count = _checked(check_count, int)
+_positive = _checked(check_count, int, 1)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,16 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--scale",
-        type=_checked(check_count, int, 1),
+        type=_positive,
         default=1000,
-        help="rows of Crm_Sales_Customers; the other sets are sized from it (docs/sandbox-data.md)",
+        help="rows of Crm_Sales_Customers; other sets are sized from it",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for generated data and fault draws")
     parser.add_argument(
-        "--token-lifetime",
-        type=_checked(check_count, int, 1),
-        default=3600,
-        help="access token lifetime, seconds",
+        "--token-lifetime", type=_positive, default=3600, help="access token lifetime, seconds"
     )
     parser.add_argument("--latency-ms", type=_count, default=0, help="delay before each Domain API answer")
     parser.add_argument("--rate-429", type=_rate, default=0.0, help="probability of 429 Too Many Requests")
