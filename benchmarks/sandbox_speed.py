@@ -5,7 +5,10 @@ keep-alive session for N pages of ``$top`` rows, and prints server-side pages/s 
 what ``json.loads`` of the same bodies costs the client. Next links are found with a byte search so
 that the fetch loop measures the server and the transfer, not client-side JSON decoding. The pages
 are fetched twice: the first pass builds each row's JSON, the second serves it from the Domain
-API's row cache, which isolates the HTTP layer's own cost.
+API's row cache, which isolates the HTTP layer's own cost. A third pass reads a fresh part of the
+set the way a client does, decoding each page (exact decimals, as ``ErpNetClient`` does) before
+asking for the next: it compares the Domain API's own time per page (its ``Server-Timing``
+header) with the client's decoding time, read-ahead included.
 
     .venv/bin/python benchmarks/sandbox_speed.py --scale 1000000 --pages 200
 """
@@ -22,7 +25,10 @@ import time
 
 import requests
 
+from airflow_provider_erpnet.client import jsonutil
+
 NEXT_LINK = re.compile(rb'"@odata\.nextLink"\s*:\s*"([^"]+)"')
+SERVER_TIMING = re.compile(r"dur=([0-9.]+)")
 
 
 def start_sandbox(scale: int, seed: int) -> tuple[subprocess.Popen, str, float]:
@@ -57,6 +63,22 @@ def fetch_pages(session: requests.Session, url: str, pages: int) -> tuple[list[b
     return bodies, durations
 
 
+def read_like_a_client(session: requests.Session, url: str, pages: int) -> tuple[list[float], list[float]]:
+    """Per page: the Domain API's own milliseconds (Server-Timing) and the client's decode time."""
+    server_ms: list[float] = []
+    client_ms: list[float] = []
+    next_url: str | None = url
+    while next_url and len(server_ms) < pages:
+        response = session.get(next_url, timeout=120)
+        response.raise_for_status()
+        server_ms.append(float(SERVER_TIMING.search(response.headers["Server-Timing"]).group(1)))
+        began = time.perf_counter()
+        page = jsonutil.loads(response.content)
+        client_ms.append((time.perf_counter() - began) * 1000)
+        next_url = page.get("@odata.nextLink")
+    return server_ms, client_ms
+
+
 def rate(count: float, seconds: float) -> str:
     return f"{count / seconds:,.1f}" if seconds > 0 else "n/a"
 
@@ -87,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             url = f"{base_url}/api/domain/odata/{args.entity_set}?$top={args.page_size}"
             bodies, durations = fetch_pages(session, url, args.pages)
             _, warm = fetch_pages(session, url, args.pages)
+            fresh = f"{url}&$skip={args.pages * args.page_size}"
+            server_ms, client_ms = read_like_a_client(session, fresh, args.pages)
             stats = session.get(f"{base_url}/admin/stats", timeout=30).json()
     finally:
         process.send_signal(signal.SIGINT)
@@ -115,6 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  client json.loads of the same bodies: {parse_seconds:.2f} s -> "
         f"{rate(len(bodies), parse_seconds)} pages/s, {rate(megabytes, parse_seconds)} MB/s"
+    )
+    server_avg, client_avg = sum(server_ms) / len(server_ms), sum(client_ms) / len(client_ms)
+    print(
+        f"  reading {len(server_ms)} fresh pages like a client: Domain API {server_avg:.2f} ms/page "
+        f"(Server-Timing, read-ahead on), client decode {client_avg:.2f} ms/page, "
+        f"ratio {server_avg / client_avg:.0%}"
     )
     print(f"  server counted {stats['api_requests']} API requests, statuses {stats['api_by_status']}")
     return 0

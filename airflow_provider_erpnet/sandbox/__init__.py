@@ -70,8 +70,11 @@ class Sandbox:
         )
         identity = Identity(apps, token_lifetime=token_lifetime)
         self._dataset = Dataset(scale=scale, seed=seed)
-        domain = DomainService(self._dataset, next_links=next_links, error_envelope=error_envelope)
+        domain = DomainService(
+            self._dataset, next_links=next_links, error_envelope=error_envelope, read_ahead=True
+        )
         self._app = SandboxApp(identity, domain, faults)
+        self._domain = domain
         self._port = port
         self._verbose = verbose
         self._server: SandboxHTTPServer | None = None
@@ -103,6 +106,7 @@ class Sandbox:
         server.close_connections()
         server.server_close()
         thread.join()
+        self._domain.close()
         self._server = self._thread = None
 
     def __enter__(self) -> Sandbox:

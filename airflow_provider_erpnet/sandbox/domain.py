@@ -8,6 +8,8 @@ filters and sorts keep their matching positions for the same reason.
 
 from __future__ import annotations
 
+import contextlib
+import queue
 import re
 import threading
 from array import array
@@ -187,29 +189,91 @@ class _RowCache:
 
     def fetch(self, projection: _Projection, positions: Iterable[int]) -> list[bytes]:
         out: list[bytes] = []
-        append, render, chunks = out.append, projection.render, self._chunks
+        append, render = out.append, projection.render
         with self._lock:
-            current = -1
-            rows: list[bytes | None] = []
+            current, rows = -1, []
             for pos in positions:
-                index = pos >> _CHUNK_BITS
-                if index != current:
-                    current, key = index, (projection.key, index)
-                    found = chunks.get(key)
-                    if found is None:
-                        found = chunks[key] = [None] * _CHUNK
-                    else:
-                        chunks.move_to_end(key)
-                    rows = found
+                if pos >> _CHUNK_BITS != current:  # one chunk lookup per 1024 rows, not per row
+                    current, rows = pos >> _CHUNK_BITS, self._chunk(projection.key, pos)
                 row = rows[pos & (_CHUNK - 1)]
                 if row is None:
                     row = rows[pos & (_CHUNK - 1)] = render(pos)
                     self._used += len(row) + _ROW_OVERHEAD
                 append(row)
-            while self._used > self._budget and len(chunks) > 1:
-                _, evicted = chunks.popitem(last=False)
-                self._used -= sum(len(row) + _ROW_OVERHEAD for row in evicted if row is not None)
+            self._evict()
         return out
+
+    def missing(self, projection: _Projection, positions: Iterable[int]) -> list[int]:
+        """Positions whose rows are not cached yet (read-ahead renders them outside the lock)."""
+        with self._lock:
+            return [pos for pos in positions if self._chunk(projection.key, pos)[pos & (_CHUNK - 1)] is None]
+
+    def store(self, projection: _Projection, rendered: Iterable[tuple[int, bytes]]) -> None:
+        """Keep rows rendered elsewhere, unless a request rendered them meanwhile."""
+        with self._lock:
+            for pos, row in rendered:
+                rows = self._chunk(projection.key, pos)
+                if rows[pos & (_CHUNK - 1)] is None:
+                    rows[pos & (_CHUNK - 1)] = row
+                    self._used += len(row) + _ROW_OVERHEAD
+            self._evict()
+
+    def _chunk(self, key: Hashable, pos: int) -> list[bytes | None]:
+        """The chunk holding ``pos``, created empty if needed and marked most recently used."""
+        index = (key, pos >> _CHUNK_BITS)
+        found = self._chunks.get(index)
+        if found is None:
+            found = self._chunks[index] = [None] * _CHUNK
+        else:
+            self._chunks.move_to_end(index)
+        return found
+
+    def _evict(self) -> None:
+        while self._used > self._budget and len(self._chunks) > 1:
+            _, evicted = self._chunks.popitem(last=False)
+            self._used -= sum(len(row) + _ROW_OVERHEAD for row in evicted if row is not None)
+
+
+class _ReadAhead:
+    """Renders the rows of the page a client will ask for next while it is busy with this one.
+
+    Clients read sequentially, so the first pass over a large set would otherwise build every row
+    inside a request; with read-ahead a request mostly joins cached bytes. At most one page is
+    rendered ahead, so a client that stops early wastes one page of work.
+    """
+
+    def __init__(self, cache: _RowCache) -> None:
+        self._cache = cache
+        self._queue: queue.Queue[tuple[_Projection, Sequence[int]] | None] = queue.Queue(maxsize=2)
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def schedule(self, projection: _Projection, positions: Sequence[int]) -> None:
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="erpnet-sandbox-read-ahead", daemon=True
+                )
+                self._thread.start()
+        with contextlib.suppress(queue.Full):  # a busy renderer skips work rather than queue it
+            self._queue.put_nowait((projection, positions))
+
+    def close(self) -> None:
+        """Stop the renderer thread (a later ``schedule`` starts a new one)."""
+        with self._lock:
+            thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(None)
+            thread.join()
+
+    def _run(self) -> None:
+        while (job := self._queue.get()) is not None:
+            projection, positions = job
+            missing = self._cache.missing(projection, positions)
+            # Small batches, so a request that arrives early finds the rows done so far.
+            for start in range(0, len(missing), 100):
+                batch = missing[start : start + 100]
+                self._cache.store(projection, [(pos, projection.render(pos)) for pos in batch])
 
 
 class _Lru:
@@ -243,12 +307,14 @@ class DomainService:
         next_links: bool = True,
         error_envelope: bool = True,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
+        read_ahead: bool = False,
     ) -> None:
         self.dataset = dataset
         self.next_links = next_links
         self.error_envelope = error_envelope
         self._columns = Columns(dataset)
         self._rows = _RowCache(cache_bytes)
+        self._read_ahead = _ReadAhead(self._rows) if read_ahead else None
         self._match_cache = _Lru(16)
         self._order_cache = _Lru(8)
         self._projections: dict[Hashable, _Projection] = {}
@@ -275,6 +341,11 @@ class DomainService:
             return self._get(unquote(path).strip("/"), query, root)
         except m.QueryError as error:
             return self._error(error)
+
+    def close(self) -> None:
+        """Stop the read-ahead thread; the service keeps answering (it restarts on demand)."""
+        if self._read_ahead is not None:
+            self._read_ahead.close()
 
     def _get(self, path: str, query: str, root: str) -> DomainResponse:
         if path == "":
@@ -381,6 +452,8 @@ class DomainService:
         start = min(total, start + (options.skip or 0))
         end = total if options.top is None else min(total, start + options.top)
         rows = self._rows.fetch(projection, order[start:end])
+        if self._read_ahead is not None and options.top and end < total:
+            self._read_ahead.schedule(projection, order[end : end + options.top])
 
         parts = [b'{"@odata.context":', _ENCODER.encode(f"{root}$metadata#{entity.name}")]
         if options.count:

@@ -13,6 +13,7 @@ import logging
 import socket
 import sys
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -237,10 +238,13 @@ class SandboxApp:
             challenge = f'Bearer error="invalid_token", error_description="{exc}"'
             return self._api_error(401, "Unauthorized", str(exc), {"WWW-Authenticate": challenge})
         path = request.path[len(API_ROOT) :]
+        began = time.perf_counter()
         answer = self.domain.handle(
             request.method, path, request.query, base_url=self.api_url, scopes=access.scopes
         )
-        return Reply(answer.status, answer.headers, answer.body)
+        # The Domain API's own time, so benchmarks can tell the sandbox's cost from the client's.
+        timing = {"Server-Timing": f"app;dur={(time.perf_counter() - began) * 1000:.2f}"}
+        return Reply(answer.status, {**answer.headers, **timing}, answer.body)
 
     def _api_error(
         self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
