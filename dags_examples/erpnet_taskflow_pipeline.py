@@ -45,14 +45,7 @@ def erpnet_taskflow_pipeline() -> None:
 
     @task
     def summarise(manifest: dict[str, Any]) -> dict[str, Any]:
-        log.info(
-            "Manifest: %d rows in %s, %d bytes, server $count %s, %.1f s",
-            manifest["rows"],
-            [f["path"] for f in manifest["files"]],
-            manifest["bytes"],
-            manifest["server_count"],
-            manifest["duration_seconds"],
-        )
+        log.info("Manifest: %s", json.dumps(manifest, sort_keys=True))
         totals: dict[str, Decimal] = defaultdict(Decimal)
         customers: dict[str, int] = defaultdict(int)
         for row in iter_records(manifest):

@@ -6,6 +6,7 @@ Airflow home live under ``.airflow-demo/``; the sandbox is stopped when the demo
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -16,8 +17,17 @@ REPO = Path(__file__).resolve().parent.parent
 HOME = REPO / ".airflow-demo"
 DAG_ID = "erpnet_taskflow_pipeline"
 # Task log lines worth showing: the operator's summary, the manifest, sample rows, the totals.
-SHOWN = ("Extracted", "Manifest", "Sample", "BGN", "CHF", "EUR", "GBP", "JPY", "USD", "DagRun Finished")
+SHOWN = ("Sample", "BGN", "CHF", "EUR", "GBP", "JPY", "USD", "DagRun Finished")
 LOG_LINE = re.compile(r"^\S+ \[\w+\s*\] (?P<message>.*?)(?: \[[\w.]+\])?(?: loc=\S+)?$")
+
+
+def _print_manifest(manifest: dict) -> None:
+    """The manifest the extract task handed downstream through XCom, one field a line."""
+    print("  manifest (XCom of extract_customers):")
+    for key, value in manifest.items():
+        if key == "columns":
+            value = ", ".join(f"{c['name']}:{c['kind']}" for c in value)
+        print(f"    {key}: {value}")
 
 
 def _messages(output: str) -> list[str]:
@@ -71,7 +81,9 @@ def main() -> int:
         log_file = HOME / f"{DAG_ID}.log"
         log_file.write_text(result.stdout + result.stderr)
         for message in _messages(result.stdout + result.stderr):
-            if message.startswith(SHOWN):
+            if message.startswith("Manifest: "):
+                _print_manifest(json.loads(message.removeprefix("Manifest: ")))
+            elif message.startswith(SHOWN):
                 print(f"  {message}")
         print(f"full log: {log_file}")
         outcome = "succeeded" if result.returncode == 0 else f"FAILED (exit {result.returncode})"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
@@ -52,8 +53,12 @@ def test_hourly_sales_orders(dag_test, erpnet_sandbox_factory, tmp_path: Path) -
 
 def test_taskflow_pipeline(dag_test, erpnet_sandbox, tmp_path: Path) -> None:
     result = dag_test("erpnet_taskflow_pipeline", env=_env(erpnet_sandbox, tmp_path))
+    output = result.stdout + result.stderr
     first = erpnet_sandbox.dataset.rows("Crm_Sales_Customers")[0]
-    assert f"Sample: {first['Number']} " in result.stdout + result.stderr
+    assert f"Sample: {first['Number']} " in output
+    logged = json.loads(re.search(r"Manifest: (\{.*\}) \[", output).group(1))
+    assert logged["rows"] == logged["server_count"] == erpnet_sandbox.dataset.count("Crm_Sales_Customers")
+    assert [column["name"] for column in logged["columns"]][:2] == ["Number", "DisplayText"]
     (summary_path,) = tmp_path.glob("taskflow/*/summary.json")
     summary = json.loads(summary_path.read_text())
     totals: dict[str, Decimal] = defaultdict(Decimal)
