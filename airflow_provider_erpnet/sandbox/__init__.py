@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -177,6 +178,10 @@ class Sandbox:
 
     def reset_stats(self) -> None:
         self._app.stats.reset()
+
+    def touch(self, entity_set: str, ids: Sequence[str], at: datetime | None = None) -> int:
+        """Update rows between runs (``POST /admin/touch``; see ``Dataset.touch``); ``at`` defaults to now."""
+        return self._app.touch(entity_set, ids, at)
 
     def revoke_tokens(self) -> int:
         """Every token issued so far now gets 401; returns how many were still valid."""

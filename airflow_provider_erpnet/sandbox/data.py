@@ -12,9 +12,9 @@ import calendar
 import threading
 import zlib
 from array import array
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from datetime import date
+from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
 from itertools import accumulate
@@ -292,6 +292,10 @@ class _Table:
         self._ref_prefix = f"{name}("
         self._last_stamps: tuple[int, tuple[int | None, int, int]] = (-1, (None, 0, 0))
         self.fields: dict[str, Field] = {}
+        # Touched rows: key -> the values that replace generated ones. Replaced, never mutated,
+        # so readers need no lock; `revision` counts touches so that caches can tell stale data.
+        self.touched: dict[int, dict[str, Any]] = {}
+        self.revision = 0
 
     @property
     def count(self) -> int:
@@ -329,11 +333,17 @@ class _Table:
 
     def record(self, key: int, names: Iterable[str], annotate: bool = False) -> dict[str, Any]:
         h, fields = self.rand(key), self.fields
-        if not annotate:
-            return {name: fields[name](key, h) for name in names}
-        row: dict[str, Any] = {"@odata.id": self._ref_prefix + self.id_of_key(key) + ")"}
-        for name in names:
-            row[name] = fields[name](key, h)
+        if annotate:
+            row: dict[str, Any] = {"@odata.id": self._ref_prefix + self.id_of_key(key) + ")"}
+            for name in names:
+                row[name] = fields[name](key, h)
+        else:
+            row = {name: fields[name](key, h) for name in names}
+        patch = self.touched.get(key)
+        if patch is not None:
+            for name, value in patch.items():
+                if name in row:
+                    row[name] = value
         return row
 
     # Fields shared by most sets.
@@ -865,6 +875,14 @@ class _OrderLines(_Table):
         return products.product_name(*self._product_row(k, h))
 
 
+class TouchError(ValueError):
+    """A refused `Dataset.touch`; `field` names the argument at fault (the admin endpoint reports it)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class _Rows(Sequence[dict[str, Any]]):
     """`Dataset.rows()`: a lazy, indexable view; each access generates the full record."""
 
@@ -912,6 +930,7 @@ class Dataset:
         ]
         self.tables: dict[str, _Table] = {t.name: t for t in tables}
         self.entity_sets: tuple[str, ...] = tuple(name for name in m.ENTITY_SETS if name in self.tables)
+        self._touch_lock = threading.Lock()
 
     def table(self, name: str) -> _Table:
         try:
@@ -958,8 +977,70 @@ class Dataset:
     def values(self, entity_set: str, name: str) -> Iterator[Any]:
         """One property's wire values for every row, in Id order (for filter and sort columns)."""
         table = self.table(entity_set)
-        field, rand = table.fields[name], table.rand
-        return (field(key, rand(key)) for key in table.row_keys())
+        field, rand, touched = table.fields[name], table.rand, table.touched
+        if not touched:
+            return (field(key, rand(key)) for key in table.row_keys())
+        return (
+            patch[name]
+            if (patch := touched.get(key)) is not None and name in patch
+            else field(key, rand(key))
+            for key in table.row_keys()
+        )
+
+    def revision(self, entity_set: str) -> int:
+        """How many touches changed `entity_set` so far; caches of its rows key on it."""
+        return self.table(entity_set).revision
+
+    def touch(self, entity_set: str, ids: Sequence[str], at: datetime) -> int:
+        """Update rows as an edit in ERP.net would, so that offline runs meet changed data.
+
+        The rows with these Ids get `AggregateLastUpdateTimeUtc` = `at` (whole seconds, UTC),
+        `UpdateTime` = `at` where the set has it and `ObjectVersion` + 1; nothing else changes
+        (a touched order keeps its lines; a touched person leaves its party alone). Returns the
+        number of rows changed. Raises TouchError (a ValueError) naming unknown Ids, a naive
+        `at` or a set without `AggregateLastUpdateTimeUtc` (order lines: touch their order).
+        """
+        table = self.tables.get(entity_set)
+        if table is None:
+            raise TouchError(
+                "entity_set", f"unknown entity set {entity_set!r}; known: {', '.join(self.tables)}"
+            )
+        if "AggregateLastUpdateTimeUtc" not in table.fields:
+            raise TouchError(
+                "entity_set",
+                f"{entity_set} has no AggregateLastUpdateTimeUtc (not an aggregate root): touch its owner",
+            )
+        if isinstance(ids, str):
+            raise TouchError("ids", f"ids must be a list of Ids, not the single string {ids!r}")
+        if at.tzinfo is None or at.utcoffset() is None:
+            raise TouchError("at", f"at must be an aware datetime (UTC), got the naive {at.isoformat()}")
+        stamp = iso_datetime(calendar.timegm(at.astimezone(timezone.utc).timetuple()))
+        wanted = list(dict.fromkeys(ident.lower() for ident in ids))
+        keys_in_id_order = range(table.count)  # a key is its position in every set but order lines
+        with self._touch_lock:
+            keys, unknown = [], []
+            for ident in wanted:
+                key = bisect_left(keys_in_id_order, ident, key=table.id_of_key)
+                if key < table.count and table.id_of_key(key) == ident:
+                    keys.append(key)
+                else:
+                    unknown.append(ident)
+            if unknown:
+                raise TouchError("ids", f"no row of {entity_set} has the Id(s) {', '.join(unknown)}")
+            if not keys:
+                return 0
+            touched = dict(table.touched)
+            for key in keys:
+                before = touched.get(key) or {
+                    "ObjectVersion": table.fields["ObjectVersion"](key, table.rand(key))
+                }
+                patch = {"ObjectVersion": before["ObjectVersion"] + 1, "AggregateLastUpdateTimeUtc": stamp}
+                if "UpdateTime" in table.fields:
+                    patch["UpdateTime"] = stamp
+                touched[key] = patch
+            table.touched = touched  # the new values first, then the revision that announces them
+            table.revision += 1
+        return len(keys)
 
     def currency_code(self, key: int) -> str:
         return LOOKUPS[m.CURRENCIES][key][0]

@@ -4,6 +4,12 @@ The HTTP server hands over the path below the service root, the raw query string
 the client used and the token's scopes. Rows are serialised once per (entity set, `$select`,
 `$expand`) and kept as bytes, so serving a page that was served before is a join of cached rows;
 filters and sorts keep their matching positions for the same reason.
+
+`Dataset.touch` changes rows, so every cache entry of an entity set is keyed by the set's
+revision (`Dataset.revision`, bumped by each touch) instead of being invalidated explicitly: a
+request reads the revision *before* it reads any data, so an entry is never newer by key than by
+content, and no touch can race with a purge. Entries of old revisions are simply never asked for
+again; the least-recently-used limits drop them (`Columns` replaces a column in place).
 """
 
 from __future__ import annotations
@@ -163,14 +169,23 @@ def _encode_component(text: str) -> str:
 
 
 class _Projection:
-    """How rows of one entity set look for one ($select, $expand): renders a row to JSON bytes."""
+    """How rows of one entity set look for one ($select, $expand) at one revision of the set:
+    renders a row to JSON bytes. A touch makes a new projection, hence new row-cache keys."""
 
-    def __init__(self, dataset: Dataset, entity: m.EntitySet, names: tuple[str, ...], expand: bool) -> None:
-        self.key: Hashable = (entity.name, names, expand)
+    def __init__(
+        self, dataset: Dataset, entity: m.EntitySet, names: tuple[str, ...], expand: bool, revision: int
+    ) -> None:
+        self.key: Hashable = (entity.name, names, expand, revision)
+        self.revision = revision
         self._dataset = dataset
         self._set = entity.name
         self._names = names
         self._expand = expand
+
+    @property
+    def stale(self) -> bool:
+        """Whether the set was touched since this projection was made (its rows are outdated)."""
+        return self._dataset.revision(self._set) != self.revision
 
     def render(self, pos: int) -> bytes:
         row = self._dataset.record(self._set, pos, self._names, children=self._expand, annotate=True)
@@ -239,7 +254,8 @@ class _ReadAhead:
 
     Clients read sequentially, so the first pass over a large set would otherwise build every row
     inside a request; with read-ahead a request mostly joins cached bytes. At most one page is
-    rendered ahead, so a client that stops early wastes one page of work.
+    rendered ahead, so a client that stops early wastes one page of work. A job whose set was
+    touched meanwhile is dropped: its rows would only be stored under a revision nobody asks for.
     """
 
     def __init__(self, cache: _RowCache) -> None:
@@ -272,6 +288,8 @@ class _ReadAhead:
             missing = self._cache.missing(projection, positions)
             # Small batches, so a request that arrives early finds the rows done so far.
             for start in range(0, len(missing), 100):
+                if projection.stale:
+                    break
                 batch = missing[start : start + 100]
                 self._cache.store(projection, [(pos, projection.render(pos)) for pos in batch])
 
@@ -384,10 +402,10 @@ class DomainService:
 
     def _projection(self, entity: m.EntitySet, options: _Options) -> _Projection:
         names, expand = _selection(entity, options.select), _expansion(entity, options.expand)
-        key = (entity.name, names, expand)
+        key, revision = (entity.name, names, expand), self.dataset.revision(entity.name)
         projection = self._projections.get(key)
-        if projection is None:
-            projection = self._projections[key] = _Projection(self.dataset, entity, names, expand)
+        if projection is None or projection.revision != revision:
+            projection = self._projections[key] = _Projection(self.dataset, entity, names, expand, revision)
         return projection
 
     def _entity(self, entity: m.EntitySet, key: str, options: _Options, root: str) -> DomainResponse:
@@ -407,11 +425,13 @@ class DomainService:
             return range(self.dataset.count(entity.name))
         # A filter that does not compile raises inside the factory, so nothing is cached for it.
         return self._match_cache.get(
-            (entity.name, text), lambda: array("q", compile_filter(text, entity, self._columns)(None))
+            (entity.name, self.dataset.revision(entity.name), text),
+            lambda: array("q", compile_filter(text, entity, self._columns)(None)),
         )
 
     def _ordered(self, entity: m.EntitySet, filter_text: str | None, orderby: str | None) -> Sequence[int]:
         """Matching positions in response order: Id order, or $orderby with ties in Id order."""
+        revision = self.dataset.revision(entity.name)  # read before the data, see the module docstring
         matches = self._matches(entity, filter_text)
         if orderby is None:
             return matches
@@ -423,7 +443,7 @@ class DomainService:
                 positions.sort(key=lambda i, c=column: (c[i] is not None, c[i]), reverse=descending)
             return positions
 
-        return self._order_cache.get((entity.name, filter_text, orderby), sort)
+        return self._order_cache.get((entity.name, revision, filter_text, orderby), sort)
 
     def _sort_keys(self, entity: m.EntitySet, orderby: str) -> list[tuple[list[Any], bool]]:
         keys: list[tuple[list[Any], bool]] = []

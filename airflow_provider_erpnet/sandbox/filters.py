@@ -381,25 +381,27 @@ def _key_function(target: Target) -> Callable[[Any], Any] | None:
 
 class Columns:
     """Key columns per (entity set, property), built on first use and kept: filters and sorts
-    over the same property share them."""
+    over the same property share them. Each column remembers the set's revision it was built
+    from and is rebuilt once `Dataset.touch` has moved the set past it."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
-        self._columns: dict[tuple[str, str], list[Any]] = {}
+        self._columns: dict[tuple[str, str], tuple[int, list[Any]]] = {}
         self._lock = threading.Lock()
 
     def get(self, target: Target) -> list[Any]:
         key = (target.entity.name, target.written)
-        column = self._columns.get(key)
-        if column is None:
+        revision = self.dataset.revision(target.entity.name)  # before reading values: never newer than them
+        found = self._columns.get(key)
+        if found is None or found[0] < revision:
             with self._lock:
-                column = self._columns.get(key)
-                if column is None:
+                found = self._columns.get(key)
+                if found is None or found[0] < revision:
                     values = self.dataset.values(target.entity.name, target.prop.name)
                     convert = _key_function(target)
                     column = list(values) if convert is None else [convert(v) for v in values]
-                    self._columns[key] = column
-        return column
+                    found = self._columns[key] = (revision, column)
+        return found[1]
 
 
 def _mismatch(target: Target, literal: Literal) -> m.QueryError:

@@ -15,16 +15,19 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
+from airflow_provider_erpnet.sandbox.data import TouchError
 from airflow_provider_erpnet.sandbox.faults import Fault, FaultInjector, check_count
 from airflow_provider_erpnet.sandbox.identity import Identity, InvalidToken, TokenError
 
 if TYPE_CHECKING:
+    from airflow_provider_erpnet.sandbox.data import Dataset
     from airflow_provider_erpnet.sandbox.domain import DomainResponse
 
 logger = logging.getLogger(__name__)
@@ -41,6 +44,7 @@ class DomainAPI(Protocol):
 
     next_links: bool
     error_envelope: bool
+    dataset: Dataset
 
     def handle(
         self, method: str, path: str, query: str, *, base_url: str, scopes: frozenset[str]
@@ -85,6 +89,7 @@ class Stats:
             self._api_requests = 0
             self._api_by_status: Counter[str] = Counter()
             self._faults: Counter[str] = Counter({fault.value: 0 for fault in Fault})
+            self._rows_touched = 0
 
     def token_issued(self, client_id: str) -> None:
         with self._lock:
@@ -106,9 +111,13 @@ class Stats:
         with self._lock:
             self._faults[fault.value] += 1
 
+    def rows_touched(self, count: int) -> None:
+        with self._lock:
+            self._rows_touched += count
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {
+            snapshot = {
                 "tokens_issued": sum(self._tokens_by_client.values()),
                 "tokens_issued_by_client": dict(self._tokens_by_client),
                 "token_errors": dict(self._token_errors),
@@ -116,6 +125,10 @@ class Stats:
                 "api_by_status": dict(self._api_by_status),
                 "faults_injected": dict(self._faults),
             }
+            # Only once data changed, so that the counters of a read-only session look as before.
+            if self._rows_touched:
+                snapshot["rows_touched"] = self._rows_touched
+            return snapshot
 
 
 class SandboxApp:
@@ -138,6 +151,7 @@ class SandboxApp:
             "/admin/revoke-tokens": {"POST": self._revoke_tokens},
             "/admin/stats": {"GET": self._get_stats},
             "/admin/stats/reset": {"POST": self._reset_stats},
+            "/admin/touch": {"POST": self._touch},
         }
 
     def bind(self, base_url: str) -> None:
@@ -195,6 +209,12 @@ class SandboxApp:
             if "token_lifetime" in changes:
                 self.identity.token_lifetime = changes["token_lifetime"]
             return self.settings()
+
+    def touch(self, entity_set: str, ids: Sequence[str], at: datetime | None = None) -> int:
+        """`Dataset.touch` (default `at`: now), counted in the stats; raises TouchError on bad input."""
+        touched = self.domain.dataset.touch(entity_set, ids, at or datetime.now(timezone.utc))
+        self.stats.rows_touched(touched)
+        return touched
 
     def _domain_api(self, request: Request) -> Reply:
         self.stats.api_request()
@@ -306,12 +326,50 @@ class SandboxApp:
     def _revoke_tokens(self, request: Request) -> Reply:
         return json_reply(200, {"revoked": self.identity.revoke_all()})
 
+    def _touch(self, request: Request) -> Reply:
+        try:
+            body = _json_object(request.body)
+            entity_set, ids, at = body.get("entity_set"), body.get("ids"), body.get("at")
+            if not isinstance(entity_set, str):
+                raise TouchError("entity_set", "entity_set must be the name of an entity set")
+            if not isinstance(ids, list) or not all(isinstance(ident, str) for ident in ids):
+                raise TouchError("ids", "ids must be a list of Id strings")
+            touched = self.touch(entity_set, ids, None if at is None else _instant(at))
+        except TouchError as exc:
+            error = {"error": "invalid_request", "field": exc.field, "error_description": str(exc)}
+            return json_reply(400, error)
+        return json_reply(200, {"touched": touched})
+
     def _get_stats(self, request: Request) -> Reply:
         return json_reply(200, self.stats.snapshot())
 
     def _reset_stats(self, request: Request) -> Reply:
         self.stats.reset()
         return json_reply(200, self.stats.snapshot())
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body or b"null")
+    except ValueError:
+        payload = None
+    if not isinstance(payload, dict):
+        raise TouchError("body", 'send a JSON object such as {"entity_set": "...", "ids": ["..."]}')
+    return payload
+
+
+def _instant(value: Any) -> datetime:
+    """An ISO 8601 date-time with a zone (`2026-06-30T10:15:00Z`); Python 3.10 does not read `Z`."""
+    text = value if isinstance(value, str) else ""
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        raise TouchError(
+            "at", f"at must be an ISO 8601 date-time such as 2026-06-30T10:15:00Z, got {value!r}"
+        ) from None
+    if moment.tzinfo is None:
+        raise TouchError("at", f"at needs a time zone (Z or an offset), got {value!r}")
+    return moment
 
 
 class _Handler(BaseHTTPRequestHandler):
