@@ -124,10 +124,8 @@ class Stats:
                 "api_requests": self._api_requests,
                 "api_by_status": dict(self._api_by_status),
                 "faults_injected": dict(self._faults),
+                "rows_touched": self._rows_touched,
             }
-            # Only once data changed, so that the counters of a read-only session look as before.
-            if self._rows_touched:
-                snapshot["rows_touched"] = self._rows_touched
             return snapshot
 
 
