@@ -179,6 +179,10 @@ class Sandbox:
     def reset_stats(self) -> None:
         self._app.stats.reset()
 
+    def warm(self, entity_set: str, select: str | None = None) -> int:
+        """Build every row of ``entity_set`` (as ``$select=<select>`` returns it) ahead of requests."""
+        return self._domain.warm(entity_set, select)
+
     def touch(self, entity_set: str, ids: Sequence[str], at: datetime | None = None) -> int:
         """Update rows between runs (``POST /admin/touch``; see ``Dataset.touch``); ``at`` defaults to now."""
         return self._app.touch(entity_set, ids, at)

@@ -12,12 +12,14 @@ import shlex
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Sandbox, TrustedApp
 from airflow_provider_erpnet.sandbox.faults import check_count, check_rate
+from airflow_provider_erpnet.sandbox.model import QueryError
 
 
 def _checked(
@@ -78,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rate-truncate", type=_rate, default=0.0, help="probability of a truncated body")
     parser.add_argument("--no-next-links", action="store_true", help="behave like servers before 26.2")
+    parser.add_argument(
+        "--warm",
+        action="append",
+        default=[],
+        metavar="SET[:SELECT]",
+        help="before announcing readiness, build every row of SET as $select=SELECT returns it "
+        "(repeatable), so no row is built inside a request: for benchmarks on large sets",
+    )
     parser.add_argument(
         "--top-level-errors",
         action="store_true",
@@ -167,6 +177,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             "pick another --port or 0 for any free port\n",
         )
     try:
+        for view in args.warm:
+            entity_set, _, select = view.partition(":")
+            began = time.perf_counter()
+            try:
+                rows = sandbox.warm(entity_set, select or None)
+            except QueryError as exc:
+                sandbox.stop()
+                parser.exit(2, f"erpnet-sandbox: --warm {view}: {exc.message}\n")
+            print(f"warmed {view}: {rows:,} rows in {time.perf_counter() - began:.1f} s", flush=True)
         fault_names = ("latency_ms", "rate_429", "rate_503", "rate_drop", "rate_truncate")
         print(banner(sandbox, {name: sandbox.settings()[name] for name in fault_names}), flush=True)
         while not stop.wait(1.0):

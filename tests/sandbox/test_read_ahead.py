@@ -1,12 +1,17 @@
-"""Read-ahead: while a client handles one page, the sandbox renders the next one.
+"""Read-ahead (the next page is built while a client handles this one) and warm-up (a whole
+view is built before any request).
 
 These tests look at the row cache directly (a private detail), because the only outward effect
-of read-ahead is speed, and the suite does not assert timings.
+of both is speed, and the suite does not assert timings.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
+
+import pytest
 
 from airflow_provider_erpnet.sandbox import domain, model
 from airflow_provider_erpnet.sandbox.data import Dataset
@@ -35,3 +40,43 @@ def test_the_next_page_is_rendered_ahead_and_no_further() -> None:
 def test_without_read_ahead_only_the_served_page_is_rendered() -> None:
     service = DomainService(Dataset(scale=5000))
     assert first_page_then_cached(service, range(0, 2000)) == list(range(1000))
+
+
+def test_warm_builds_every_row_of_the_view_once() -> None:
+    service = DomainService(Dataset(scale=3000))
+    assert service.warm("Crm_Sales_Customers", "default,Id") == 3000
+    assert service.warm("Crm_Sales_Customers", "default,Id") == 0
+    projection = service._projection(
+        model.entity_set("Crm_Sales_Customers"), domain._parse_options("%24select=default%2CId")
+    )
+    assert service._rows.missing(projection, range(3000)) == []
+
+
+def test_warm_names_an_unknown_set_or_property() -> None:
+    service = DomainService(Dataset(scale=100))
+    with pytest.raises(model.QueryError, match="Nope"):
+        service.warm("Nope")
+    with pytest.raises(model.QueryError, match="Nmber"):
+        service.warm("Crm_Sales_Customers", "Id,Nmber")
+
+
+def test_cli_warm_refuses_an_unknown_set() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "airflow_provider_erpnet.sandbox",
+            "--port",
+            "0",
+            "--scale",
+            "10",
+            "--warm",
+            "Nope",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--warm Nope: Resource not found for the segment 'Nope'" in result.stderr
