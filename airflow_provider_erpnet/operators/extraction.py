@@ -24,14 +24,11 @@ import itertools
 import logging
 import os
 import re
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, Literal
 
 from airflow_provider_erpnet.client.client import ErpNetClient
@@ -42,6 +39,7 @@ from airflow_provider_erpnet.io import Column, FileInfo, Manifest, OutputWriter,
 from airflow_provider_erpnet.io.dedupe import Deduper, without
 from airflow_provider_erpnet.io.output import local_path
 from airflow_provider_erpnet.io.progress import Progress
+from airflow_provider_erpnet.io.spool import spool_directory
 from airflow_provider_erpnet.io.writers import resolve_format
 from airflow_provider_erpnet.operators.windows import Window, and_filters
 
@@ -391,9 +389,8 @@ def _write_staged(
     columns: list[Column],
     request: ExtractionRequest,
 ) -> None:
-    spool_dir = tempfile.mkdtemp(prefix="erpnet-spool-")
-    try:
-        with OutputWriter(Path(spool_dir, "rows.jsonl"), "jsonl", columns) as spool:
+    with spool_directory() as spool_dir:
+        with OutputWriter(spool_dir / "rows.jsonl", "jsonl", columns) as spool:
             for records in pages:
                 deduper.observe(records)
                 spool.write_page(records)
@@ -403,8 +400,6 @@ def _write_staged(
         kept = without(iter_records(spooled), superseded)
         while chunk := list(itertools.islice(kept, request.page_size)):
             output.write_page(chunk)
-    finally:
-        shutil.rmtree(spool_dir, ignore_errors=True)
 
 
 def _checked_count(client: ErpNetClient, request: ExtractionRequest) -> int | None:
