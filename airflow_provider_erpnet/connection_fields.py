@@ -2,8 +2,9 @@
 
 Plain data with no imports: Airflow imports ``get_provider_info`` while it loads its own
 configuration, so nothing reachable from there may import Airflow, requests or the client.
-Extra names avoid "token" and "secret": Airflow masks any extra whose key contains them, and
-these values are not secret (the secret is the connection's password).
+Each extra has the name of the ``ErpNetSettings`` field it sets, so one word names a setting from
+the form down to the client. Extra names avoid "token" and "secret": Airflow masks any extra whose
+key contains them, and these values are not secret (the secret is the connection's password).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ EXTRA_FIELDS: dict[str, dict[str, Any]] = {
         "the API site lives on another host.",
         "schema": {"type": ["string", "null"], "format": "url"},
     },
-    "timeout": {
+    "read_timeout": {
         "label": "Read timeout (seconds)",
         "description": "How long to wait for one page before retrying.",
         "schema": {"type": ["number", "null"], "default": 120, "minimum": 1},
@@ -57,9 +58,42 @@ EXTRA_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Retries on throttling (429), 502/503/504 and dropped connections, included.",
         "schema": {"type": ["integer", "null"], "default": 8, "minimum": 1},
     },
+    "max_wait": {
+        "label": "Longest wait between attempts (seconds)",
+        "description": "Cap for the server's Retry-After and for the backoff between attempts.",
+        "schema": {"type": ["number", "null"], "default": 60, "minimum": 0},
+    },
     "disk_cache": {
         "label": "Share access tokens between tasks on this machine",
         "description": "Each new ERP.net token takes a licence slot; a 0600 file cache lets tasks reuse one.",
         "schema": {"type": ["boolean", "null"], "default": True},
     },
+    "disk_cache_dir": {
+        "label": "Token cache directory",
+        "description": "Where the shared token files live. Default: $XDG_CACHE_HOME (or ~/.cache)"
+        "/airflow-provider-erpnet/tokens.",
+        "schema": {"type": ["string", "null"]},
+    },
 }
+
+# Extra names of earlier releases -> today's name. Old connections keep working, with a warning.
+RENAMED_EXTRAS: dict[str, str] = {"timeout": "read_timeout"}
+
+# The connection's own fields as the form labels them, by the ErpNetSettings field each one sets.
+CONNECTION_FIELDS: dict[str, tuple[str, str]] = {
+    "instance_url": ("host", "ERP.net instance URL"),
+    "client_id": ("login", "Application URI (client_id)"),
+    "client_secret": ("password", "Client secret"),
+}
+
+
+def form_label(setting: str) -> str | None:
+    """How the connection form names ``setting`` (an ``ErpNetSettings`` field), None if it has no field.
+
+    Extras keep their name beside the label, for whoever writes the connection as JSON.
+    """
+    if setting in CONNECTION_FIELDS:
+        return CONNECTION_FIELDS[setting][1]
+    if setting in EXTRA_FIELDS:
+        return f"{EXTRA_FIELDS[setting]['label']} ({setting})"
+    return None

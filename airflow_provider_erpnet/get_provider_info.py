@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from airflow_provider_erpnet import __version__
-from airflow_provider_erpnet.connection_fields import EXTRA_FIELDS
+from airflow_provider_erpnet.connection_fields import CONNECTION_FIELDS, EXTRA_FIELDS
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -41,11 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                 "conn-fields": EXTRA_FIELDS,
                 "ui-field-behaviour": {
                     "hidden-fields": ["port", "schema", "extra"],
-                    "relabeling": {
-                        "host": "ERP.net instance URL",
-                        "login": "Application URI (client_id)",
-                        "password": "Client secret",
-                    },
+                    "relabeling": dict(CONNECTION_FIELDS.values()),
                     "placeholders": {
                         "host": "https://demodb.my.erp.net",
                         "login": "my.trusted.app/first",

@@ -66,7 +66,7 @@ def child(base_url: str, limit: str | None, fmt: str, out_dir: str) -> None:
         instance_url=base_url,
         client_id=DEFAULT_CLIENT_ID,
         client_secret=DEFAULT_SECRET,
-        token_file_cache=False,
+        disk_cache=False,
     )
     before = _peak_mb()
     started = time.perf_counter()

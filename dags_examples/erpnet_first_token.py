@@ -18,7 +18,7 @@ from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
 def erpnet_first_token() -> None:
     @task
     def acquire_token() -> str:
-        client = ErpNetHook("erpnet_default").get_client()
+        client = ErpNetHook("erpnet_default").get_conn()
         client.transport.auth.token()
         return f"token acquired from {client.transport.auth.token_endpoint}"
 

@@ -61,7 +61,7 @@ def main() -> int:
             client_id="my.trusted.app/first",
             client_secret="sandbox-secret",
             scope="read",
-            token_file_cache=False,
+            disk_cache=False,
         )
         with ErpNetClient(settings) as client:
             token = client.transport.auth.token()

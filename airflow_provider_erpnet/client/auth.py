@@ -131,7 +131,7 @@ class TokenProvider:
         self._endpoint: str | None = None
         self._endpoint_lock = threading.Lock()
         self._token_key: TokenKey | None = None
-        self._file_cache = FileTokenCache(settings.token_cache_dir) if settings.token_file_cache else None
+        self._file_cache = FileTokenCache(settings.disk_cache_dir) if settings.disk_cache else None
         self._last_masked: str | None = None
         self.tokens_requested = 0
         self.retries = 0
@@ -218,10 +218,10 @@ class TokenProvider:
             method,
             url,
             data=data,
-            headers={"Accept": "application/json"},
+            headers={"Accept": "application/json", "User-Agent": s.user_agent},
             auth=_no_netrc,
             timeout=(s.connect_timeout, s.read_timeout),
-            verify=s.verify,
+            verify=s.requests_verify,
             stream=True,
         )
         read_body(response)
@@ -287,9 +287,10 @@ class TokenProvider:
         content_type = response.headers.get("Content-Type") or "no content type"
         return ErpNetTransportError(
             f"{safe_url(url)} answered {response.status_code} ({content_type}), which is not what an "
-            "ERP.net identity server sends. Check the host (instance_url) and identity_url: the identity "
-            "server usually lives at https://<instance>/id.",
+            "ERP.net identity server sends. Check instance_url and identity_url: the identity server "
+            "usually lives at https://<instance>/id.",
             url=safe_url(url),
+            setting="identity_url",
         )
 
     def _oauth_error(self, body: dict, status: int) -> ErpNetAuthError:
@@ -314,8 +315,8 @@ class TokenProvider:
 def _oauth_hint(error: str, scope: str | None) -> str:
     if error == "invalid_client":
         return (
-            "Check that the connection login is the trusted application's ApplicationUri and the "
-            "password its secret, and that the trusted application IsEnabled and its ClientType is "
+            "Check that client_id is the trusted application's ApplicationUri and client_secret "
+            "its secret, and that the trusted application IsEnabled and its ClientType is "
             "Confidential."
         )
     if error == "unauthorized_client":
@@ -338,8 +339,8 @@ def _oauth_hint(error: str, scope: str | None) -> str:
     if error == "invalid_request":
         return (
             "The server found the token request malformed (a field missing or repeated): check that "
-            "identity_url points at ERP.net's identity server and that the login and password have no "
-            "stray characters."
+            "identity_url points at ERP.net's identity server and that client_id and client_secret have "
+            "no stray characters."
         )
     return "See the identity server's message; check the trusted application's settings in ERP.net."
 

@@ -67,9 +67,27 @@ class ErpNetClient:
 
         return iter_pages(fetch_json, self.api_url, query)
 
-    def iter_records(self, entity_set: str, **options: Any) -> Iterator[dict[str, Any]]:
-        """Stream records one by one; takes the same options as ``iter_pages``."""
-        pages = self.iter_pages(entity_set, **options)
+    def iter_records(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        expand: str | None = None,
+        orderby: str | None = None,
+        page_size: int | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Stream records one by one; the options are those of :meth:`iter_pages`."""
+        pages = self.iter_pages(
+            entity_set,
+            filter=filter,
+            select=select,
+            expand=expand,
+            orderby=orderby,
+            page_size=page_size,
+            params=params,
+        )
         return (record for page in pages for record in page.records)
 
     def count(self, entity_set: str, *, filter: str | None = None) -> int:

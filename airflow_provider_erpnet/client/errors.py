@@ -2,7 +2,9 @@
 
 One base class so callers can catch everything from this package; subclasses exist only where a
 caller reacts differently. Messages name the problem and the fix and never contain a secret or a
-token: callers may log them verbatim.
+token: callers may log them verbatim. An error caused by one setting names it by its field name
+(``api_url``, ``read_timeout``, ...: the ``ErpNetSettings`` field, which is also the connection
+extra's name) in ``setting``, so an adapter can word it in its own terms, e.g. a form label.
 """
 
 from __future__ import annotations
@@ -10,6 +12,10 @@ from __future__ import annotations
 
 class ErpNetError(Exception):
     """Base class of every error this package raises."""
+
+    def __init__(self, message: str = "", *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class ErpNetConfigError(ErpNetError):
@@ -19,8 +25,15 @@ class ErpNetConfigError(ErpNetError):
 class ErpNetAuthError(ErpNetError):
     """The identity server refused to issue a token (OAuth2 error such as ``invalid_client``)."""
 
-    def __init__(self, message: str, *, error: str | None = None, status: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        message: str,
+        *,
+        error: str | None = None,
+        status: int | None = None,
+        setting: str | None = None,
+    ) -> None:
+        super().__init__(message, setting=setting)
         self.error = error
         self.status = status
 
@@ -28,8 +41,8 @@ class ErpNetAuthError(ErpNetError):
 class ErpNetTransportError(ErpNetError):
     """The server could not be reached or answered something that is not ERP.net (after retries)."""
 
-    def __init__(self, message: str, *, url: str | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, url: str | None = None, setting: str | None = None) -> None:
+        super().__init__(message, setting=setting)
         self.url = url
 
 

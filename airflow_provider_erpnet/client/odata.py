@@ -157,8 +157,9 @@ class Pager:
             raise ErpNetConfigError(
                 f"The server sent a next link for {self.query.entity_set} (page {number}) to "
                 f"{link_origin}, which is not the configured Domain API origin {self._origin}. "
-                "The access token is never sent to another origin; if the API really moved, set the "
-                "connection's Domain API URL to it."
+                "The access token is never sent to another origin; if the API really moved, set "
+                "api_url to it.",
+                setting="api_url",
             )
         if link in self._seen_links:
             raise ErpNetTransportError(

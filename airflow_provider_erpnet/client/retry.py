@@ -191,12 +191,14 @@ def network_error(
     """An actionable error for a failure that is not an HTTP answer (after retries, if any).
 
     ``service`` names what was called ("identity server", "Domain API"); ``setting`` the
-    configuration value that points at it ("identity_url", "api_url").
+    configuration value that points at it ("identity_url", "api_url"). The error's ``setting`` is
+    the one to change: the timeout that ran out, the CA bundle, or else the URL.
     """
     attempts = exc.attempts if isinstance(exc, RetriesExhausted) else 1
     last = exc.last if isinstance(exc, RetriesExhausted) else exc
     host = host_of(url)
     tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+    to_change = setting
     if isinstance(last, requests.ConnectTimeout):
         text = (
             f"Could not connect to the ERP.net {service} at {host} within {settings.connect_timeout:g} s "
@@ -207,19 +209,21 @@ def network_error(
         text = (
             f"The ERP.net {service} at {host} accepted the connection but the read timed out after "
             f"{settings.read_timeout:g} s ({tries}). If the server is slow for this request, raise "
-            "read_timeout (connection extra 'timeout')"
+            "read_timeout"
             + (
                 ", or make the query lighter (smaller page_size, fewer $expand)."
                 if service == "Domain API"
                 else "."
             )
         )
+        to_change = "read_timeout"
     elif isinstance(last, requests.exceptions.SSLError):
         text = (
             f"The TLS handshake with the ERP.net {service} at {host} failed ({_root_reason(last)}). "
-            "If the server uses a private CA, set verify to its CA bundle path (connection extra "
-            "'ca_bundle'); check that the URL's scheme and port are right."
+            "If the server uses a private CA, set ca_bundle to its CA bundle path; check that the "
+            "URL's scheme and port are right."
         )
+        to_change = "ca_bundle"
     elif isinstance(last, TruncatedBody | requests.exceptions.ChunkedEncodingError):
         text = (
             f"The ERP.net {service} at {host} cut off its answer {tries} in a row. A proxy or load "
@@ -231,7 +235,7 @@ def network_error(
             f"that {setting} / instance_url names the right host and port and that this machine can "
             "reach it (DNS, firewall, proxy)."
         )
-    return ErpNetTransportError(text, url=safe_url(url))
+    return ErpNetTransportError(text, url=safe_url(url), setting=to_change)
 
 
 def _root_reason(exc: BaseException) -> str:

@@ -16,6 +16,8 @@ MAX_PAGE_SIZE = 1000
 class ErpNetSettings:
     """Connection settings of one ERP.net instance and trusted application.
 
+    Each field has the name the connection extras and the connection form use, so one word names a
+    setting everywhere; errors about a field carry that name in ``ErpNetConfigError.setting``.
     ``client_secret`` is left out of ``repr`` so settings can be logged or shown in tracebacks.
     Unset URLs resolve to the standard ERP.net layout under ``instance_url``.
     """
@@ -26,14 +28,15 @@ class ErpNetSettings:
     scope: str | None = None
     identity_url: str | None = None
     api_url: str | None = None
-    connect_timeout: float = 10.0
     read_timeout: float = 120.0
-    verify: bool | str = True
+    connect_timeout: float = 10.0
+    verify_tls: bool = True
+    ca_bundle: str | None = None
     page_size: int = MAX_PAGE_SIZE
-    token_file_cache: bool = True
-    token_cache_dir: str | None = None
     max_attempts: int = 8
     max_wait: float = 60.0
+    disk_cache: bool = True
+    disk_cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         _check_url("instance_url", self.instance_url)
@@ -44,24 +47,38 @@ class ErpNetSettings:
         if not self.client_id or not self.client_id.strip():
             raise ErpNetConfigError(
                 "client_id is empty: set it to the trusted application's ApplicationUri, "
-                "e.g. my.trusted.app/first."
+                "e.g. my.trusted.app/first.",
+                setting="client_id",
             )
         if not self.client_secret:
-            raise ErpNetConfigError("client_secret is empty: set it to the trusted application's secret.")
+            raise ErpNetConfigError(
+                "client_secret is empty: set it to the trusted application's secret.", setting="client_secret"
+            )
         if not 1 <= self.page_size <= MAX_PAGE_SIZE:
             raise ErpNetConfigError(
                 f"page_size must be between 1 and {MAX_PAGE_SIZE} (ERP.net's recommended maximum), "
-                f"got {self.page_size}."
+                f"got {self.page_size}.",
+                setting="page_size",
             )
-        for name in ("connect_timeout", "read_timeout"):
+        for name in ("read_timeout", "connect_timeout"):
             if not getattr(self, name) > 0:
                 raise ErpNetConfigError(
-                    f"{name} must be a positive number of seconds, got {getattr(self, name)}."
+                    f"{name} must be a positive number of seconds, got {getattr(self, name)}.", setting=name
                 )
         if self.max_attempts < 1:
-            raise ErpNetConfigError(f"max_attempts must be at least 1 (no retries), got {self.max_attempts}.")
+            raise ErpNetConfigError(
+                f"max_attempts must be at least 1 (no retries), got {self.max_attempts}.",
+                setting="max_attempts",
+            )
         if not self.max_wait >= 0:
-            raise ErpNetConfigError(f"max_wait must be zero or more seconds, got {self.max_wait}.")
+            raise ErpNetConfigError(
+                f"max_wait must be zero or more seconds, got {self.max_wait}.", setting="max_wait"
+            )
+
+    @property
+    def requests_verify(self) -> bool | str:
+        """What ``requests`` takes as ``verify``: the CA bundle path when set, else ``verify_tls``."""
+        return self.ca_bundle or self.verify_tls
 
     @property
     def resolved_identity_url(self) -> str:
@@ -85,15 +102,17 @@ def _check_url(name: str, value: str) -> None:
     if "@" in parts.netloc:
         raise ErpNetConfigError(
             f"{name} must not contain credentials (user:password@); put the trusted application's "
-            "ApplicationUri in client_id and its secret in client_secret."
+            "ApplicationUri in client_id and its secret in client_secret.",
+            setting=name,
         )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ErpNetConfigError(
-            f"{name} must be an http(s) URL with a host, e.g. https://demodb.my.erp.net; got {value!r}."
+            f"{name} must be an http(s) URL with a host, e.g. https://demodb.my.erp.net; got {value!r}.",
+            setting=name,
         )
     try:
         valid_port = parts.port != 0  # urlsplit checks the port only when asked for it
     except ValueError:
         valid_port = False
     if not valid_port:
-        raise ErpNetConfigError(f"{name} has an invalid port (use 1..65535); got {value!r}.")
+        raise ErpNetConfigError(f"{name} has an invalid port (use 1..65535); got {value!r}.", setting=name)

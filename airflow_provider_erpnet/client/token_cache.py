@@ -200,7 +200,7 @@ class FileTokenCache:
         self._failed = True
         log.warning(
             "Token file cache in %s is not usable (%s failed: %s: %s); keeping tokens in memory only. "
-            "Set token_cache_dir to a writable directory, or turn token_file_cache off.",
+            "Set disk_cache_dir to a writable directory, or turn disk_cache off.",
             self.directory,
             action,
             type(exc).__name__,

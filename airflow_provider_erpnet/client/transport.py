@@ -40,8 +40,8 @@ MAX_SERVER_TEXT = 1000
 _STATUS_HINTS = {
     400: "ERP.net rejected the query: check $filter/$select/$expand/$orderby syntax (ERP.net filters "
     "support eq, ge, le, and, in and contains/startswith/endswith, not 'or').",
-    403: "The token lacks the scope for this request: check the trusted application's Scope and the "
-    "connection's scope (reading needs 'read').",
+    403: "The token lacks the scope for this request: check the trusted application's Scope and "
+    "scope (reading needs 'read').",
     404: "Not found: check the entity set name against $metadata (ERP.net renames entity sets "
     "between versions) and, for a single entity, that the id exists.",
     500: "ERP.net raised a domain error; its message above says which.",
@@ -77,11 +77,11 @@ class Transport:
     """Sends authenticated GETs to the Domain API; see the module docstring for the guarantees."""
 
     def __init__(self, settings: ErpNetSettings, *, session: requests.Session | None = None) -> None:
+        """``session``: pass one to share its connection pool; it is used as is, never changed
+        (timeouts, TLS verification and headers travel with each request) and never closed."""
         self.settings = settings
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
-        self.session.headers["User-Agent"] = settings.user_agent
-        self.session.verify = settings.verify
         self.auth = TokenProvider(settings, self.session)
         self.retries = 0
         self._api_origin = origin(settings.resolved_api_url)
@@ -157,10 +157,10 @@ class Transport:
             token = self.auth.token()
             response = self.session.get(
                 url,
-                headers={"Accept": accept},
+                headers={"Accept": accept, "User-Agent": self.settings.user_agent},
                 auth=_BearerAuth(token),
                 timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                verify=self.settings.verify,
+                verify=self.settings.requests_verify,
                 stream=True,
             )
             read_body(response)
@@ -187,7 +187,8 @@ class Transport:
         if origin(joined) != self._api_origin:
             raise ErpNetConfigError(
                 f"Refusing to send the access token to {host_of(joined)}: it is not the configured Domain "
-                f"API origin {host_of(self.settings.resolved_api_url)}. If the API moved, set api_url."
+                f"API origin {host_of(self.settings.resolved_api_url)}. If the API moved, set api_url.",
+                setting="api_url",
             )
         try:
             return str(requests.Request("GET", joined, params=params).prepare().url)
@@ -226,10 +227,10 @@ def _not_domain_api(url: str, response: requests.Response) -> ErpNetTransportErr
     content_type = response.headers.get("Content-Type") or "no content type"
     return ErpNetTransportError(
         f"{safe_url(url)} answered {response.status_code} with {content_type} instead of OData JSON: it "
-        "does not look like the ERP.net Domain API (a login page or a proxy?). Check the host "
-        "(instance_url) and api_url: the OData service root is usually "
-        "https://<instance>/api/domain/odata/.",
+        "does not look like the ERP.net Domain API (a login page or a proxy?). Check instance_url "
+        "and api_url: the OData service root is usually https://<instance>/api/domain/odata/.",
         url=safe_url(url),
+        setting="api_url",
     )
 
 

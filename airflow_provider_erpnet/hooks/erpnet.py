@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import replace
-from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -18,11 +17,11 @@ from airflow.sdk.log import mask_secret
 
 from airflow_provider_erpnet.client import auth
 from airflow_provider_erpnet.client.client import ErpNetClient
-from airflow_provider_erpnet.client.errors import ErpNetError
+from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetError
 from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import Page
 from airflow_provider_erpnet.client.settings import ErpNetSettings
-from airflow_provider_erpnet.hooks.connection_extras import settings_from_connection
+from airflow_provider_erpnet.hooks.connection_extras import in_form_terms, settings_from_connection
 
 # A connection test answers a person waiting in the UI or the CLI: two attempts per request, not a
 # minute of backoff, before it says what is wrong.
@@ -44,44 +43,65 @@ class ErpNetHook(BaseHook):
     def __init__(self, erpnet_conn_id: str = default_conn_name) -> None:
         super().__init__()
         self.erpnet_conn_id = erpnet_conn_id
+        self._client: ErpNetClient | None = None
 
     def get_settings(self) -> ErpNetSettings:
         """Build client settings from the connection; the secret is masked before anything logs."""
-        conn = self.get_connection(self.erpnet_conn_id)
-        if conn.password:
-            mask_secret(conn.password)
-        return settings_from_connection(
-            conn_id=self.erpnet_conn_id,
-            host=conn.host,
-            login=conn.login,
-            password=conn.password,
-            extra=conn.extra_dejson,
-        )
-
-    @cached_property
-    def client(self) -> ErpNetClient:
-        """One client (one HTTP session, one token provider) per hook instance."""
-        return _masked_client(self.get_settings())
+        return self._settings(conn_id=self.erpnet_conn_id)
 
     def get_conn(self) -> ErpNetClient:
-        """Return the configured client (Airflow's conventional accessor)."""
-        return self.client
+        """The configured client: one HTTP session and token provider, built once per hook."""
+        if self._client is None:
+            self._client = _masked_client(self.get_settings())
+        return self._client
 
-    def get_client(self) -> ErpNetClient:
-        """Return the configured client, built once per hook."""
-        return self.client
+    def iter_pages(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        expand: str | None = None,
+        orderby: str | None = None,
+        page_size: int | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Iterator[Page]:
+        """Stream pages of ``entity_set``; the options are those of ``ErpNetClient.iter_pages``."""
+        return self.get_conn().iter_pages(
+            entity_set,
+            filter=filter,
+            select=select,
+            expand=expand,
+            orderby=orderby,
+            page_size=page_size,
+            params=params,
+        )
 
-    def iter_pages(self, entity_set: str, **query: Any) -> Iterator[Page]:
-        """Stream pages of ``entity_set``; see ``ErpNetClient.iter_pages`` for the query options."""
-        return self.client.iter_pages(entity_set, **query)
-
-    def iter_records(self, entity_set: str, **query: Any) -> Iterator[dict[str, Any]]:
-        """Stream records of ``entity_set`` one page at a time."""
-        return self.client.iter_records(entity_set, **query)
+    def iter_records(
+        self,
+        entity_set: str,
+        *,
+        filter: str | None = None,
+        select: str | Sequence[str] | None = None,
+        expand: str | None = None,
+        orderby: str | None = None,
+        page_size: int | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Stream records of ``entity_set`` one page at a time; options as for :meth:`iter_pages`."""
+        return self.get_conn().iter_records(
+            entity_set,
+            filter=filter,
+            select=select,
+            expand=expand,
+            orderby=orderby,
+            page_size=page_size,
+            params=params,
+        )
 
     def count(self, entity_set: str, *, filter: str | None = None) -> int:
         """Rows the server counts for ``entity_set`` with ``filter``."""
-        return self.client.count(entity_set, filter=filter)
+        return self.get_conn().count(entity_set, filter=filter)
 
     def get(
         self,
@@ -92,32 +112,52 @@ class ErpNetHook(BaseHook):
         expand: str | None = None,
     ) -> dict[str, Any]:
         """One record by its Id."""
-        return self.client.get(entity_set, id, select=select, expand=expand)
+        return self.get_conn().get(entity_set, id, select=select, expand=expand)
 
     def metadata(self) -> ServiceMetadata:
         """The instance's ``$metadata`` (entity sets, properties, types), fetched once per hook."""
-        return self.client.metadata()
+        return self.get_conn().metadata()
 
     def close(self) -> None:
         """Close the HTTP session if the client was built."""
-        if "client" in self.__dict__:
-            self.client.close()
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
     def test_connection(self) -> tuple[bool, str]:
-        """Get a token and read the service document; the message says what to fix on failure."""
+        """Get a token and read the service document; the message says what to fix on failure.
+
+        Messages name the form's fields ("Identity server URL ...") and not the connection id: the
+        UI tests a connection under a temporary id that means nothing to the person reading.
+        """
         try:
-            settings = self.get_settings()
+            settings = self._settings(conn_id=None)
+        except ErpNetConfigError as exc:
+            return False, str(exc)  # already in the form's words
+        try:
             quick = replace(settings, max_attempts=min(settings.max_attempts, TEST_CONNECTION_ATTEMPTS))
             with _masked_client(quick) as client:
                 client.transport.auth.token()
                 document = client.service_document()
         except ErpNetError as exc:
-            return False, str(exc)
+            return False, in_form_terms(exc)
         sets = document.get("value", []) if isinstance(document, Mapping) else []
         return True, (
             f"Connected to ERP.net as {settings.client_id!r}: token issued by "
             f"{settings.resolved_identity_url}, Domain API at {settings.resolved_api_url} "
             f"lists {len(sets)} entity sets."
+        )
+
+    def _settings(self, *, conn_id: str | None) -> ErpNetSettings:
+        conn = self.get_connection(self.erpnet_conn_id)
+        if conn.password:
+            mask_secret(conn.password)
+        return settings_from_connection(
+            conn_id=conn_id,
+            host=conn.host,
+            login=conn.login,
+            password=conn.password,
+            extra=conn.extra_dejson,
         )
 
 

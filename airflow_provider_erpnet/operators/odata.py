@@ -130,7 +130,7 @@ class ErpNetODataOperator(BaseOperator):
         )
         hook = ErpNetHook(self.erpnet_conn_id)
         try:
-            client = hook.get_client()
+            client = hook.get_conn()
             if self.output_path is None:
                 return extract_records(client, request, max_records=self.max_xcom_records, logger=self.log)
             manifest = run_extraction(

@@ -90,7 +90,7 @@ CASES: dict[str, Case] = {
         read=lambda hook: list(hook.iter_records("Crm_Sales_Customers", select="Id,Nmber")),
     ),
     "read timeout": Case(
-        ErpNetTransportError, ("timed out", "timeout"), extra={"timeout": 0.5, "max_attempts": 2}
+        ErpNetTransportError, ("timed out", "timeout"), extra={"read_timeout": 0.5, "max_attempts": 2}
     ),
     "unreachable host": Case(
         ErpNetTransportError,

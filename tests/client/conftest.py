@@ -15,5 +15,5 @@ def sandbox_settings(erpnet_sandbox: Sandbox) -> ErpNetSettings:
         instance_url=erpnet_sandbox.base_url,
         client_id=DEFAULT_CLIENT_ID,
         client_secret=DEFAULT_SECRET,
-        token_file_cache=False,
+        disk_cache=False,
     )

@@ -42,7 +42,7 @@ def settings_for(url: str, tmp_path: Path, **changes: object) -> ErpNetSettings:
         "client_id": CLIENT_ID,
         "client_secret": SECRET,
         "scope": "read",
-        "token_cache_dir": str(tmp_path / "tokens"),
+        "disk_cache_dir": str(tmp_path / "tokens"),
         "max_wait": 0.05,
     }
     values.update(changes)
@@ -128,7 +128,7 @@ def test_discovery_once_and_memory_cache_shared_by_providers(
 ) -> None:
     identity = FakeIdentity()
     with identity_server(identity) as server:
-        settings = settings_for(server.url, tmp_path, token_file_cache=False)
+        settings = settings_for(server.url, tmp_path, disk_cache=False)
         first = TokenProvider(settings, session)
         tokens = {first.token() for _ in range(5)}
         second = TokenProvider(settings, session)
@@ -153,7 +153,7 @@ def test_a_changed_secret_does_not_reuse_the_old_token(tmp_path: Path, session: 
 def test_concurrent_threads_share_one_refresh(tmp_path: Path) -> None:
     identity = FakeIdentity()
     with identity_server(identity) as server:
-        settings = settings_for(server.url, tmp_path, token_file_cache=False)
+        settings = settings_for(server.url, tmp_path, disk_cache=False)
         providers = [TokenProvider(settings, requests.Session()) for _ in range(12)]
         start = threading.Barrier(len(providers))
         results: list[str] = []

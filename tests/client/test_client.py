@@ -141,7 +141,7 @@ def test_a_shared_transport_is_left_open(sandbox_settings: ErpNetSettings) -> No
 
 def _stub_settings(api: StubServer) -> ErpNetSettings:
     return ErpNetSettings(
-        instance_url=api.url, client_id="app", client_secret="s", token_file_cache=False, max_attempts=1
+        instance_url=api.url, client_id="app", client_secret="s", disk_cache=False, max_attempts=1
     )
 
 

@@ -37,7 +37,7 @@ def _client(api: StubServer) -> ErpNetClient:
         client_id="my.trusted.app/first",
         client_secret="stub-secret",
         api_url=f"{api.url}/odata/",
-        token_file_cache=False,
+        disk_cache=False,
         max_attempts=1,
     )
     return ErpNetClient(settings)
@@ -175,7 +175,7 @@ def test_a_url_with_an_invalid_port_is_refused_before_any_request() -> None:
         instance_url="http://127.0.0.1:9",
         client_id="app",
         client_secret="stub-secret",
-        token_file_cache=False,
+        disk_cache=False,
     )
     with Transport(settings) as transport, pytest.raises(ErpNetConfigError, match="invalid port") as raised:
         transport.get_json("http://user:pw@127.0.0.1:99999/api/domain/odata/Things")

@@ -80,6 +80,10 @@ def test_credentials_in_a_url_are_refused_without_echoing_them() -> None:
 
 
 def test_boundaries_are_accepted() -> None:
-    settings = make(page_size=1, max_attempts=1, max_wait=0, verify="/etc/ssl/certs/ca.pem")
-    assert (settings.page_size, settings.max_attempts, settings.verify) == (1, 1, "/etc/ssl/certs/ca.pem")
+    settings = make(page_size=1, max_attempts=1, max_wait=0, ca_bundle="/etc/ssl/certs/ca.pem")
+    assert (settings.page_size, settings.max_attempts, settings.requests_verify) == (
+        1,
+        1,
+        "/etc/ssl/certs/ca.pem",
+    )
     assert make(page_size=1000).page_size == 1000

@@ -32,8 +32,8 @@ settings = ErpNetSettings(
     instance_url=os.environ["ERPNET_TEST_URL"],
     client_id=os.environ["ERPNET_TEST_CLIENT_ID"],
     client_secret=os.environ["ERPNET_TEST_SECRET"],
-    token_file_cache=os.environ["ERPNET_TEST_FILE_CACHE"] == "1",
-    token_cache_dir=os.environ["ERPNET_TEST_CACHE_DIR"],
+    disk_cache=os.environ["ERPNET_TEST_FILE_CACHE"] == "1",
+    disk_cache_dir=os.environ["ERPNET_TEST_CACHE_DIR"],
 )
 go = Path(os.environ["ERPNET_TEST_GO"])
 with Transport(settings) as transport:

@@ -53,7 +53,7 @@ def settings_for(url: str, tmp_path: Path, **changes: object) -> ErpNetSettings:
         "instance_url": url,
         "client_id": "my.trusted.app/first",
         "client_secret": SECRET,
-        "token_cache_dir": str(tmp_path / "tokens"),
+        "disk_cache_dir": str(tmp_path / "tokens"),
         "max_wait": 0.05,
     }
     values.update(changes)
@@ -461,3 +461,20 @@ def test_sandbox_unknown_entity_set_is_a_404_with_a_hint(erpnet_sandbox: Sandbox
         transport.get_json("Crm_Sales_Customerz", entity_set="Crm_Sales_Customerz")
     assert info.value.status == 404
     assert info.value.server_message
+
+
+def test_a_session_passed_in_is_used_but_never_changed(tmp_path: Path) -> None:
+    """The caller's session keeps its headers and TLS setting; ours travel with each request."""
+    session = requests.Session()
+    session.headers["User-Agent"] = "caller-agent/1"
+    headers_before = dict(session.headers)
+    identity = FakeIdentity()
+    with StubServer(identity_then(scripted(), identity)) as server:
+        settings = settings_for(server.url, tmp_path, verify_tls=False)
+        with Transport(settings, session=session) as transport:
+            transport.get_json("Crm_Sales_Customers")
+        assert (dict(session.headers), session.verify) == (headers_before, True)
+        agents = {request.headers["User-Agent"] for request in server.requests}
+    assert len(server.requests) >= 2  # the token request and the GET
+    assert agents == {settings.user_agent}
+    session.close()

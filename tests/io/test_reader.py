@@ -156,7 +156,7 @@ def test_sandbox_pages_round_trip_through_every_format(
         instance_url=erpnet_sandbox.base_url,
         client_id=DEFAULT_CLIENT_ID,
         client_secret=DEFAULT_SECRET,
-        token_file_cache=False,
+        disk_cache=False,
     )
     with ErpNetClient(settings) as client:
         columns = columns_for(client.metadata(), entity_set, select, expand)

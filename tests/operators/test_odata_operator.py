@@ -57,7 +57,7 @@ def _client(sandbox) -> ErpNetClient:
             instance_url=sandbox.base_url,
             client_id=DEFAULT_CLIENT_ID,
             client_secret=DEFAULT_SECRET,
-            token_file_cache=False,
+            disk_cache=False,
         )
     )
 
