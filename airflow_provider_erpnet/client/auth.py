@@ -287,8 +287,8 @@ class TokenProvider:
         content_type = response.headers.get("Content-Type") or "no content type"
         return ErpNetTransportError(
             f"{safe_url(url)} answered {response.status_code} ({content_type}), which is not what an "
-            "ERP.net identity server sends. Check instance_url and identity_url: the identity server "
-            "usually lives at https://<instance>/id.",
+            "ERP.net identity server sends. Check the host in instance_url and identity_url: the identity "
+            "server usually lives at https://<instance>/id.",
             url=safe_url(url),
             setting="identity_url",
         )

@@ -227,8 +227,8 @@ def _not_domain_api(url: str, response: requests.Response) -> ErpNetTransportErr
     content_type = response.headers.get("Content-Type") or "no content type"
     return ErpNetTransportError(
         f"{safe_url(url)} answered {response.status_code} with {content_type} instead of OData JSON: it "
-        "does not look like the ERP.net Domain API (a login page or a proxy?). Check instance_url "
-        "and api_url: the OData service root is usually https://<instance>/api/domain/odata/.",
+        "does not look like the ERP.net Domain API (a login page or a proxy?). Check the host in "
+        "instance_url and api_url: the OData service root is usually https://<instance>/api/domain/odata/.",
         url=safe_url(url),
         setting="api_url",
     )

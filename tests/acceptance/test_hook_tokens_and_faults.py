@@ -81,7 +81,7 @@ def test_three_second_tokens_over_a_long_read(erpnet_sandbox_factory, monkeypatc
     stats = sandbox.stats()
     assert stats["api_by_status"] == {"200": 50}, stats
     assert stats["tokens_issued"] >= 4, stats
-    assert stats["tokens_issued"] == hook.client.transport.auth.tokens_requested
+    assert stats["tokens_issued"] == hook.get_conn().transport.auth.tokens_requested
 
 
 def test_forced_401_mid_run_costs_exactly_one_token(erpnet_sandbox_factory, monkeypatch) -> None:
@@ -107,4 +107,4 @@ def test_throttling_outages_and_drops_lose_no_row(erpnet_sandbox_factory, monkey
     injected = stats["faults_injected"]
     assert injected["429"] > 0 and injected["503"] > 0 and injected["drop"] > 0, stats
     assert stats["api_by_status"]["200"] == 50, stats
-    assert hook.client.transport.retries == sum(injected.values()), stats
+    assert hook.get_conn().transport.retries == sum(injected.values()), stats
