@@ -14,12 +14,12 @@ import logging
 import math
 import os
 import threading
-import time
 from collections.abc import Callable
 
 import requests
 
 from . import jsonutil
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import ErpNetAuthError, ErpNetTransportError
 from .retry import (
     RETRY_STATUSES,
@@ -123,11 +123,17 @@ def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
 
 
 class TokenProvider:
-    """Hands out a valid access token for one trusted application, fetching one only when needed."""
+    """Hands out a valid access token for one trusted application, fetching one only when needed.
 
-    def __init__(self, settings: ErpNetSettings, session: requests.Session) -> None:
+    ``clock`` tells the time for expiry and refresh decisions and sleeps between retries.
+    """
+
+    def __init__(
+        self, settings: ErpNetSettings, session: requests.Session, *, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._settings = settings
         self._session = session
+        self._clock = clock
         self._endpoint: str | None = None
         self._endpoint_lock = threading.Lock()
         self._token_key: TokenKey | None = None
@@ -150,10 +156,10 @@ class TokenProvider:
         """A token with more than the refresh margin left: from memory, the file cache, or the server."""
         key = self._key()
         cached = _MEMORY.get(key)
-        if cached is None or not cached.is_fresh():
+        if cached is None or not cached.is_fresh(self._clock.time()):
             with _MEMORY.lock(key):
                 cached = _MEMORY.get(key)
-                if cached is None or not cached.is_fresh():
+                if cached is None or not cached.is_fresh(self._clock.time()):
                     cached = self._obtain(key)
                     _MEMORY.put(key, cached)
         if cached.access_token != self._last_masked:
@@ -180,8 +186,13 @@ class TokenProvider:
             return self._request_token()
         with cache.locked(key):
             cached = cache.load(key)
-            if cached is not None and cached.is_fresh() and not _MEMORY.is_rejected(key, cached.access_token):
-                log.debug("Reusing a cached token with %.0f s left.", cached.expires_at - time.time())
+            now = self._clock.time()
+            if (
+                cached is not None
+                and cached.is_fresh(now)
+                and not _MEMORY.is_rejected(key, cached.access_token)
+            ):
+                log.debug("Reusing a cached token with %.0f s left.", cached.expires_at - now)
                 return cached
             token = self._request_token()
             cache.store(key, token)
@@ -194,7 +205,11 @@ class TokenProvider:
         """Send under the retry policy; exhausted retries become an identity-server error."""
         try:
             return call_with_retries(
-                self._settings, send, target=f"identity server {host_of(url)}", on_retry=self._count_retry
+                self._settings,
+                send,
+                target=f"identity server {host_of(url)}",
+                on_retry=self._count_retry,
+                clock=self._clock,
             )
         except RetriesExhausted as exc:
             if isinstance(exc.last, RetryableStatus):
@@ -254,7 +269,7 @@ class TokenProvider:
         }
         if s.scope:
             form["scope"] = s.scope
-        started = time.time()
+        started = self._clock.time()
         response = self._call(lambda: self._send("POST", endpoint, form), endpoint)
         body = _json_or_none(response)
         if not response.ok:

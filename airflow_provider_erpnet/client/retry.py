@@ -9,7 +9,6 @@ not a loop: an attempt is a function that sends one request, reads the whole bod
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
@@ -18,6 +17,7 @@ import requests
 import tenacity
 from urllib3.exceptions import ReadTimeoutError
 
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import ErpNetTransportError
 from .settings import ErpNetSettings
 from .urls import host_of, safe_url
@@ -73,7 +73,7 @@ def describe(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, RetryableStatus) else type(exc).__name__
 
 
-def retry_after_seconds(value: str | None, *, now: float | None = None) -> float | None:
+def retry_after_seconds(value: str | None, *, now: float) -> float | None:
     """Seconds a ``Retry-After`` header asks for (delta-seconds or HTTP-date), None if absent/invalid."""
     if not value or not value.strip():
         return None
@@ -86,20 +86,21 @@ def retry_after_seconds(value: str | None, *, now: float | None = None) -> float
         return None
     if when.tzinfo is None:
         return None
-    return max(0.0, when.timestamp() - (time.time() if now is None else now))
+    return max(0.0, when.timestamp() - now)
 
 
 class _WaitRetryAfterOrBackoff(tenacity.wait.wait_base):
     """Honour the server's Retry-After; otherwise exponential backoff with full jitter."""
 
-    def __init__(self, cap: float) -> None:
+    def __init__(self, cap: float, clock: Clock) -> None:
         self.cap = cap
+        self.clock = clock
         self.backoff = tenacity.wait_random_exponential(multiplier=BACKOFF_BASE, max=cap)
 
     def __call__(self, retry_state: tenacity.RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, RetryableStatus):
-            asked = retry_after_seconds(exc.response.headers.get("Retry-After"))
+            asked = retry_after_seconds(exc.response.headers.get("Retry-After"), now=self.clock.time())
             if asked is not None:
                 return min(asked, self.cap)
         return self.backoff(retry_state)
@@ -124,10 +125,12 @@ def call_with_retries(
     *,
     target: str,
     on_retry: Callable[[], None] | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> T:
     """Run ``attempt`` under the retry policy; raise :class:`RetriesExhausted` when it gives up.
 
-    Failures that are not retryable propagate unchanged on the attempt they happen.
+    Failures that are not retryable propagate unchanged on the attempt they happen. ``clock``
+    dates ``Retry-After`` and does the waiting.
     """
 
     def before_sleep(retry_state: tenacity.RetryCallState) -> None:
@@ -151,7 +154,8 @@ def call_with_retries(
 
     retrying = tenacity.Retrying(
         stop=tenacity.stop_after_attempt(settings.max_attempts) | _StopOnRepeatedReadTimeout(),
-        wait=_WaitRetryAfterOrBackoff(settings.max_wait),
+        wait=_WaitRetryAfterOrBackoff(settings.max_wait, clock),
+        sleep=clock.sleep,
         retry=tenacity.retry_if_exception(is_retryable),
         before_sleep=before_sleep,
         retry_error_callback=_exhausted,

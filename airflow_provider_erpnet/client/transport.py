@@ -19,6 +19,7 @@ import requests
 
 from . import jsonutil
 from .auth import TokenProvider
+from .clock import SYSTEM_CLOCK, Clock
 from .errors import ErpNetApiError, ErpNetAuthError, ErpNetConfigError, ErpNetTransportError
 from .retry import (
     RETRY_STATUSES,
@@ -76,13 +77,21 @@ class _BearerAuth(requests.auth.AuthBase):
 class Transport:
     """Sends authenticated GETs to the Domain API; see the module docstring for the guarantees."""
 
-    def __init__(self, settings: ErpNetSettings, *, session: requests.Session | None = None) -> None:
+    def __init__(
+        self,
+        settings: ErpNetSettings,
+        *,
+        session: requests.Session | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
         """``session``: pass one to share its connection pool; it is used as is, never changed
-        (timeouts, TLS verification and headers travel with each request) and never closed."""
+        (timeouts, TLS verification and headers travel with each request) and never closed.
+        ``clock``: token expiry, ``Retry-After`` dates and the waits between attempts."""
         self.settings = settings
         self._owns_session = session is None
         self.session = session if session is not None else requests.Session()
-        self.auth = TokenProvider(settings, self.session)
+        self._clock = clock
+        self.auth = TokenProvider(settings, self.session, clock=clock)
         self.retries = 0
         self._api_origin = origin(settings.resolved_api_url)
 
@@ -170,7 +179,9 @@ class Transport:
             return _Answer(response, token, value)
 
         try:
-            return call_with_retries(self.settings, attempt, target=target, on_retry=self._count_retry)
+            return call_with_retries(
+                self.settings, attempt, target=target, on_retry=self._count_retry, clock=self._clock
+            )
         except RetriesExhausted as exc:
             if isinstance(exc.last, RetryableStatus):
                 raise _api_error(exc.last.response, entity_set, url, attempts=exc.attempts) from None

@@ -18,6 +18,7 @@ from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_erpnet.client.clock import SYSTEM_CLOCK, Clock
 from airflow_provider_erpnet.sandbox.faults import FaultInjector, FaultSettings
 from airflow_provider_erpnet.sandbox.identity import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Identity, TrustedApp
 from airflow_provider_erpnet.sandbox.server import SandboxApp, SandboxHTTPServer
@@ -32,6 +33,8 @@ class Sandbox:
     """An ERP.net sandbox served in a background thread; use as a context manager or start()/stop().
 
     ``apps`` are added to the default trusted apps (same ApplicationUri replaces a default).
+    ``clock`` dates the tokens the identity server issues and checks (tests pass a
+    ``ManualClock`` to expire tokens without waiting).
     """
 
     def __init__(
@@ -51,6 +54,7 @@ class Sandbox:
         error_envelope: bool = True,
         apps: Sequence[TrustedApp] | None = None,
         verbose: bool = False,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         # Imported here so that importing the package (identity, faults) stays light.
         from airflow_provider_erpnet.sandbox.data import Dataset
@@ -69,7 +73,7 @@ class Sandbox:
             ),
             seed=seed,
         )
-        identity = Identity(apps, token_lifetime=token_lifetime)
+        identity = Identity(apps, token_lifetime=token_lifetime, clock=clock)
         self._dataset = Dataset(scale=scale, seed=seed)
         domain = DomainService(
             self._dataset, next_links=next_links, error_envelope=error_envelope, read_ahead=True

@@ -15,7 +15,6 @@ import hashlib
 import hmac
 import secrets
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +23,8 @@ from urllib.parse import unquote_plus
 import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
+
+from airflow_provider_erpnet.client.clock import SYSTEM_CLOCK, Clock
 
 DEFAULT_CLIENT_ID = "my.trusted.app/first"
 DEFAULT_SECRET = "sandbox-secret"
@@ -186,10 +187,18 @@ class Identity:
     """Trusted apps, a signing key and the set of tokens still valid.
 
     ``issuer`` is the identity server's public URL (``http://127.0.0.1:PORT/id``); the server sets it
-    once it knows its port. ``token_lifetime`` (seconds) may change at runtime.
+    once it knows its port. ``token_lifetime`` (seconds) may change at runtime. ``clock`` dates
+    tokens and decides when they expire, so tests can expire a token without waiting.
     """
 
-    def __init__(self, apps: Iterable[TrustedApp] | None = None, *, token_lifetime: int = 3600) -> None:
+    def __init__(
+        self,
+        apps: Iterable[TrustedApp] | None = None,
+        *,
+        token_lifetime: int = 3600,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._clock = clock
         self._apps = {app.application_uri: app for app in default_apps()}
         self._apps.update({app.application_uri: app for app in apps or ()})
         self.token_lifetime = token_lifetime
@@ -278,12 +287,21 @@ class Identity:
                 algorithms=["RS256"],
                 audience="DomainAPI",
                 issuer=self.issuer,
-                options={"require": ["exp", "nbf", "iat", "jti", "client_id", "scope"]},
+                # Times are checked below against the identity's clock, not PyJWT's wall clock.
+                options={
+                    "require": ["exp", "nbf", "iat", "jti", "client_id", "scope"],
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                },
             )
-        except jwt.ExpiredSignatureError as exc:
-            raise InvalidToken("The access token expired: request a new one from the token endpoint") from exc
         except jwt.InvalidTokenError as exc:
             raise InvalidToken(f"The access token is invalid ({type(exc).__name__})") from exc
+        now = self._clock.time()
+        if not isinstance(claims["exp"], int) or not isinstance(claims["nbf"], int) or claims["nbf"] > now:
+            raise InvalidToken("The access token is invalid (its nbf or exp is not a time it is valid at)")
+        if claims["exp"] <= now:
+            raise InvalidToken("The access token expired: request a new one from the token endpoint")
         with self._lock:
             live = claims["jti"] in self._live
         if not live:
@@ -333,7 +351,7 @@ class Identity:
         return wanted
 
     def _sign(self, app: TrustedApp, scopes: tuple[str, ...]) -> str:
-        now = int(time.time())
+        now = int(self._clock.time())
         expires = now + self.token_lifetime
         jti = base64.urlsafe_b64encode(secrets.token_bytes(16)).rstrip(b"=").decode("ascii")
         claims = {

@@ -26,7 +26,7 @@ from airflow_provider_erpnet.client.errors import (
 from airflow_provider_erpnet.hooks import erpnet as erpnet_hook_module
 from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
 from airflow_provider_erpnet.sandbox import DEFAULT_SECRET, Sandbox
-from tests.client.helpers_servers import StubServer, closed_port_url, html_reply
+from tests.client.helpers_servers import StubServer, html_reply, refused_port_url
 
 SECRETS_SEEN: list[str] = []
 
@@ -107,7 +107,8 @@ CASES: dict[str, Case] = {
 @contextmanager
 def host_for(case: Case, sandbox: Sandbox) -> Iterator[str]:
     if case.host == "closed":
-        yield closed_port_url()
+        with refused_port_url() as url:
+            yield url
     elif case.host == "html":
         with StubServer(lambda request: html_reply()) as server:
             yield server.url

@@ -11,6 +11,7 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -161,11 +162,17 @@ class SilentServer:
         self._listener.close()
 
 
-def closed_port_url() -> str:
-    """A URL on 127.0.0.1 where nothing listens (the port was bound, then released)."""
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+@contextmanager
+def refused_port_url() -> Iterator[str]:
+    """A URL on 127.0.0.1 that refuses connections while the block runs.
+
+    The port stays bound (without listening) until the block ends, so the OS refuses every
+    connection to it and no other process can be given it meanwhile: releasing the port first
+    would let anything on the machine start listening there.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{holder.getsockname()[1]}"
 
 
 class FakeIdentity:

@@ -14,6 +14,7 @@ import requests
 
 from airflow_provider_erpnet.client import auth
 from airflow_provider_erpnet.client.auth import TokenProvider
+from airflow_provider_erpnet.client.clock import ManualClock
 from airflow_provider_erpnet.client.errors import ErpNetAuthError, ErpNetTransportError
 from airflow_provider_erpnet.client.settings import ErpNetSettings
 from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Sandbox
@@ -24,10 +25,10 @@ from tests.client.helpers_servers import (
     SilentServer,
     StubServer,
     assert_no_leak,
-    closed_port_url,
     fresh_token_cache,  # noqa: F401  (fixture)
     html_reply,
     json_reply,
+    refused_port_url,
 )
 
 pytestmark = pytest.mark.usefixtures("fresh_token_cache")
@@ -201,12 +202,15 @@ def test_invalidated_token_in_the_file_is_not_reused(tmp_path: Path, session: re
 def test_short_lived_token_is_refreshed_near_expiry(
     erpnet_sandbox_factory: Callable[..., Sandbox], tmp_path: Path, session: requests.Session
 ) -> None:
-    sandbox = erpnet_sandbox_factory(token_lifetime=4)  # refresh margin: half of it, 2 s
-    provider = TokenProvider(sandbox_settings(sandbox, tmp_path), session)
-    first = provider.token()
+    """One clock for the identity server and the client: the test moves it instead of waiting."""
+    clock = ManualClock()
+    sandbox = erpnet_sandbox_factory(token_lifetime=4, clock=clock)  # refresh margin: half of it, 2 s
+    provider = TokenProvider(sandbox_settings(sandbox, tmp_path), session, clock=clock)
+    first = provider.token()  # usable until 3 s from now (4 s less a second for exp's rounding)
+    clock.advance(0.9)
     assert provider.token() == first
     assert sandbox.stats()["tokens_issued"] == 1
-    threading.Event().wait(2.2)
+    clock.advance(0.2)  # 1.9 s left: inside the 2 s margin
     second = provider.token()
     assert second != first
     assert provider.tokens_requested == 2
@@ -332,10 +336,10 @@ def test_unreachable_identity_server(
     tmp_path: Path, session: requests.Session, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    url = closed_port_url()
-    provider = TokenProvider(settings_for(url, tmp_path, max_attempts=2), session)
-    with pytest.raises(ErpNetTransportError) as info:
-        provider.token()
+    with refused_port_url() as url:
+        provider = TokenProvider(settings_for(url, tmp_path, max_attempts=2), session)
+        with pytest.raises(ErpNetTransportError) as info:
+            provider.token()
     message = str(info.value)
     assert url.removeprefix("http://") in message
     assert "ConnectionRefusedError" in message and "2 attempts" in message

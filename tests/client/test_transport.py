@@ -8,7 +8,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 from email.utils import format_datetime
 from pathlib import Path
@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from airflow_provider_erpnet.client.clock import SYSTEM_CLOCK, Clock, ManualClock
 from airflow_provider_erpnet.client.errors import (
     ErpNetApiError,
     ErpNetAuthError,
@@ -34,11 +35,11 @@ from tests.client.helpers_servers import (
     SilentServer,
     StubServer,
     assert_no_leak,
-    closed_port_url,
     fresh_token_cache,  # noqa: F401  (fixture)
     html_reply,
     identity_then,
     json_reply,
+    refused_port_url,
 )
 
 pytestmark = pytest.mark.usefixtures("fresh_token_cache")
@@ -68,12 +69,17 @@ def scripted(*replies: Reply, then: Reply = OK) -> Callable[[Recorded], Reply]:
 
 @contextmanager
 def stub_api(
-    tmp_path: Path, api: Handler, identity: FakeIdentity | None = None, **changes: object
+    tmp_path: Path,
+    api: Handler,
+    identity: FakeIdentity | None = None,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    **changes: object,
 ) -> Iterator[tuple[StubServer, Transport]]:
     """A stub instance (identity under /id, ``api`` elsewhere) and a transport talking to it."""
     with (
         StubServer(identity_then(api, identity)) as server,
-        Transport(settings_for(server.url, tmp_path, **changes)) as transport,
+        Transport(settings_for(server.url, tmp_path, **changes), clock=clock) as transport,
     ):
         yield server, transport
 
@@ -153,13 +159,16 @@ def test_retry_after_seconds_is_honoured(
 
 
 def test_retry_after_http_date_is_honoured(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The date is counted from the transport's clock, which also does the waiting: no real sleep."""
     caplog.set_level(logging.INFO)
-    when = format_datetime(datetime.now(timezone.utc) + timedelta(seconds=2), usegmt=True)
+    clock = ManualClock()
+    when = format_datetime(datetime.fromtimestamp(clock.time() + 7, timezone.utc), usegmt=True)
     throttled = json_reply({"message": "slow down"}, 429, {"Retry-After": when})
-    with stub_api(tmp_path, scripted(throttled), max_wait=10) as (_, transport):
+    with stub_api(tmp_path, scripted(throttled), max_wait=10, clock=clock) as (_, transport):
         assert transport.get_json("Crm_Sales_Customers") == {"value": []}
-    (wait,) = retry_waits(caplog)
-    assert 0 < wait <= 2
+        assert transport.retries == 1
+    assert retry_waits(caplog) == [7.0]
+    assert clock.slept == [7.0]
 
 
 def test_retry_after_parsing() -> None:
@@ -358,9 +367,9 @@ def test_api_read_timeout_retries_a_few_times_then_explains(
 
 def test_unreachable_api(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    closed = closed_port_url()
     identity = FakeIdentity()
     with (
+        refused_port_url() as closed,
         stub_api(tmp_path, scripted(), identity, api_url=f"{closed}{API}", max_attempts=2) as (_, transport),
         pytest.raises(ErpNetTransportError) as info,
     ):

@@ -12,7 +12,7 @@ from airflow.exceptions import AirflowProviderDeprecationWarning
 from airflow_provider_erpnet.client.client import ErpNetClient
 from airflow_provider_erpnet.client.errors import ErpNetAuthError, ErpNetConfigError
 from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
-from tests.client.helpers_servers import closed_port_url
+from tests.client.helpers_servers import refused_port_url
 
 
 @pytest.fixture
@@ -58,10 +58,10 @@ def test_wrong_secret_fails_clearly_without_leaking(erpnet_sandbox, monkeypatch,
 
 def test_test_connection_to_an_unreachable_host_gives_up_after_two_attempts(monkeypatch) -> None:
     """The connection has the default 8 attempts; a person waiting on the test gets the answer sooner."""
-    host = closed_port_url()
-    conn = {"conn_type": "erpnet", "host": host, "login": "my.trusted.app/first", "password": "s3cret-x"}
-    monkeypatch.setenv("AIRFLOW_CONN_ERPNET_DEFAULT", json.dumps(conn))
-    ok, message = ErpNetHook().test_connection()
+    with refused_port_url() as host:
+        conn = {"conn_type": "erpnet", "host": host, "login": "my.trusted.app/first", "password": "s3cret-x"}
+        monkeypatch.setenv("AIRFLOW_CONN_ERPNET_DEFAULT", json.dumps(conn))
+        ok, message = ErpNetHook().test_connection()
     assert not ok
     assert "Could not reach the ERP.net identity server" in message and "(ConnectionRefusedError" in message
     assert "; 2 attempts)" in message and host.removeprefix("http://") in message
@@ -78,9 +78,10 @@ def test_test_connection_names_the_form_field_not_the_temporary_id(erpnet_sandbo
 
 
 def test_test_connection_names_the_field_of_an_unreachable_url(erpnet_sandbox, monkeypatch) -> None:
-    conn = erpnet_sandbox.connection(api_url=f"{closed_port_url()}/odata/", max_attempts=1)
-    monkeypatch.setenv("AIRFLOW_CONN_IAVHRMTG", json.dumps(conn))
-    ok, message = ErpNetHook("iavHRMtG").test_connection()
+    with refused_port_url() as refused:
+        conn = erpnet_sandbox.connection(api_url=f"{refused}/odata/", max_attempts=1)
+        monkeypatch.setenv("AIRFLOW_CONN_IAVHRMTG", json.dumps(conn))
+        ok, message = ErpNetHook("iavHRMtG").test_connection()
     assert not ok
     assert message.startswith("Domain API URL (api_url): Could not reach the ERP.net Domain API"), message
     assert "iavHRMtG" not in message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from http.client import HTTPConnection
@@ -12,6 +11,7 @@ from http.client import HTTPConnection
 import pytest
 import requests
 
+from airflow_provider_erpnet.client.clock import ManualClock
 from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Sandbox
 
 CUSTOMERS = "Crm_Sales_Customers"
@@ -57,9 +57,11 @@ def test_missing_or_garbage_token_gets_401(
 def test_expired_token_gets_401_with_invalid_token(
     erpnet_sandbox_factory, http: requests.Session, token_for: TokenFor
 ) -> None:
-    sandbox = erpnet_sandbox_factory(token_lifetime=1)
+    clock = ManualClock()
+    sandbox = erpnet_sandbox_factory(token_lifetime=1, clock=clock)
     token = token_for(sandbox)
-    time.sleep(2.1)
+    assert http.get(f"{sandbox.api_url}{CUSTOMERS}?$top=1", headers=bearer(token)).status_code == 200
+    clock.advance(1)
 
     response = http.get(f"{sandbox.api_url}{CUSTOMERS}?$top=1", headers=bearer(token))
 
