@@ -191,6 +191,10 @@ class Sandbox:
         """Update rows between runs (``POST /admin/touch``; see ``Dataset.touch``); ``at`` defaults to now."""
         return self._app.touch(entity_set, ids, at)
 
+    def create(self, entity_set: str, count: int = 1, at: datetime | None = None) -> list[str]:
+        """Insert rows during a run (``POST /admin/create``; see ``Dataset.create``); returns their Ids."""
+        return self._app.create(entity_set, count, at)
+
     def revoke_tokens(self) -> int:
         """Every token issued so far now gets 401; returns how many were still valid."""
         return self._app.identity.revoke_all()

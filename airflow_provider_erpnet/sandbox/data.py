@@ -14,6 +14,7 @@ import zlib
 from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cache
@@ -284,7 +285,7 @@ class _Table:
         self.ds = ds
         self.name = name
         self.entity = m.ENTITY_SETS[name]
-        self._count = count
+        self.generated = count  # rows made by the generator: keys 0 .. generated - 1
         self.code = zlib.crc32(name.encode()) & 0xFFFF
         self._salt = _mix((ds.seed * _GOLDEN + zlib.crc32(name.encode())) & _M64)
         self._id_salt = _mix(self._salt ^ _GOLDEN)
@@ -296,16 +297,21 @@ class _Table:
         # so readers need no lock; `revision` counts touches so that caches can tell stale data.
         self.touched: dict[int, dict[str, Any]] = {}
         self.revision = 0
+        # Created rows (`Dataset.create`): keys from `generated` on, with Ids anywhere in Id order,
+        # so `order` then lists every key in Id order (None: key == position). Also replaced,
+        # never mutated.
+        self.created_ids: dict[int, str] = {}
+        self.order: array[int] | None = None
 
     @property
     def count(self) -> int:
-        return self._count
+        return self.generated if self.order is None else len(self.order)
 
     def key_at(self, pos: int) -> int:
-        return pos
+        return pos if self.order is None else self.order[pos]
 
     def row_keys(self) -> Iterable[int]:
-        return range(self.count)
+        return range(self.count) if self.order is None else self.order
 
     def rand(self, key: int) -> int:
         """128 pseudo-random bits for one row; fields slice them instead of hashing again."""
@@ -313,7 +319,14 @@ class _Table:
         return a | (_mix(a ^ _GOLDEN) << 64)
 
     def id_of_key(self, key: int) -> str:
+        if key >= self.generated:
+            return self.created_ids[key]
         return self._guid(key, None, key)
+
+    def created_id(self, key: int) -> str:
+        """The Id of created row `key`: it sorts next to a random generated row, as a new random
+        GUID lands anywhere among a real table's Ids (not after all of them)."""
+        return self._guid(_mix(self._salt ^ key) % self.generated, None, key)
 
     def _guid(self, first: int, third: int | None, key: int) -> str:
         """Lowercase GUID, version 4 layout: `first` leads so that Id order is key order."""
@@ -736,7 +749,7 @@ class _SalesOrders(_Table):
         return 1 + _mix(self._line_salt ^ k) % 5
 
     def _customer(self, h: int) -> int:
-        return (h >> 20) % (self.ds.tables[m.CUSTOMERS].count)
+        return (h >> 20) % (self.ds.tables[m.CUSTOMERS].generated)
 
     def currency_key(self, h: int) -> int:
         customers = self.ds.tables[m.CUSTOMERS]
@@ -827,7 +840,7 @@ class _OrderLines(_Table):
         return self._guid(key >> 3, key & 7, key)
 
     def _product(self, h: int) -> int:
-        return (h >> 10) % (self.ds.tables[m.PRODUCTS].count)
+        return (h >> 10) % (self.ds.tables[m.PRODUCTS].generated)
 
     def _product_row(self, k: int, h: int) -> tuple[int, int]:
         """(key, hash) of the line's product; two fields of one line ask for it."""
@@ -883,6 +896,65 @@ class TouchError(ValueError):
         self.field = field
 
 
+class CreateError(TouchError):
+    """A refused `Dataset.create`; `field` names the argument at fault, as for `TouchError`."""
+
+
+CREATABLE = (m.CUSTOMERS, m.PRODUCTS)
+
+
+def _stamp(at: datetime, error: type[TouchError]) -> str:
+    """`at` as a wire date-time in whole UTC seconds; a naive `at` raises `error`."""
+    if at.tzinfo is None or at.utcoffset() is None:
+        raise error("at", f"at must be an aware datetime (UTC), got the naive {at.isoformat()}")
+    return iso_datetime(calendar.timegm(at.astimezone(timezone.utc).timetuple()))
+
+
+def _key_of_id(table: _Table, ident: str) -> int | None:
+    """The key of the row with Id `ident` (lower case), found by bisection in Id order."""
+    pos = bisect_left(range(table.count), ident, key=lambda p: table.id_of_key(table.key_at(p)))
+    if pos < table.count and table.id_of_key(table.key_at(pos)) == ident:
+        return table.key_at(pos)
+    return None
+
+
+class _SharedLock:
+    """Many holders of `shared()` at once, or one of `exclusive()`; a waiting `exclusive()` goes
+    first, so a steady stream of requests cannot starve a creation."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+        self._waiting = 0
+
+    @contextmanager
+    def shared(self) -> Iterator[None]:
+        with self._condition:
+            self._condition.wait_for(lambda: not self._exclusive and not self._waiting)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._shared -= 1
+                self._condition.notify_all()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._condition:
+            self._waiting += 1
+            self._condition.wait_for(lambda: not self._exclusive and not self._shared)
+            self._waiting -= 1
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._condition:
+                self._exclusive = False
+                self._condition.notify_all()
+
+
 class _Rows(Sequence[dict[str, Any]]):
     """`Dataset.rows()`: a lazy, indexable view; each access generates the full record."""
 
@@ -931,6 +1003,7 @@ class Dataset:
         self.tables: dict[str, _Table] = {t.name: t for t in tables}
         self.entity_sets: tuple[str, ...] = tuple(name for name in m.ENTITY_SETS if name in self.tables)
         self._touch_lock = threading.Lock()
+        self._positions = _SharedLock()
 
     def table(self, name: str) -> _Table:
         try:
@@ -1012,19 +1085,16 @@ class Dataset:
             )
         if isinstance(ids, str):
             raise TouchError("ids", f"ids must be a list of Ids, not the single string {ids!r}")
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise TouchError("at", f"at must be an aware datetime (UTC), got the naive {at.isoformat()}")
-        stamp = iso_datetime(calendar.timegm(at.astimezone(timezone.utc).timetuple()))
+        stamp = _stamp(at, TouchError)
         wanted = list(dict.fromkeys(ident.lower() for ident in ids))
-        keys_in_id_order = range(table.count)  # a key is its position in every set but order lines
         with self._touch_lock:
             keys, unknown = [], []
             for ident in wanted:
-                key = bisect_left(keys_in_id_order, ident, key=table.id_of_key)
-                if key < table.count and table.id_of_key(key) == ident:
-                    keys.append(key)
-                else:
+                key = _key_of_id(table, ident)
+                if key is None:
                     unknown.append(ident)
+                else:
+                    keys.append(key)
             if unknown:
                 raise TouchError("ids", f"no row of {entity_set} has the Id(s) {', '.join(unknown)}")
             if not keys:
@@ -1037,10 +1107,51 @@ class Dataset:
                 patch = {"ObjectVersion": before["ObjectVersion"] + 1, "AggregateLastUpdateTimeUtc": stamp}
                 if "UpdateTime" in table.fields:
                     patch["UpdateTime"] = stamp
-                touched[key] = patch
+                touched[key] = {**before, **patch}  # a created row keeps its CreationTime
             table.touched = touched  # the new values first, then the revision that announces them
             table.revision += 1
         return len(keys)
+
+    def create(self, entity_set: str, count: int, at: datetime) -> list[str]:
+        """Insert `count` new rows, as users creating records in ERP.net would during a run.
+
+        Each new row is generated like the others (its own Number, CreditLimit, ...) and gets
+        `CreationTime` = `UpdateTime` = `AggregateLastUpdateTimeUtc` = `at` (whole seconds, UTC)
+        and `ObjectVersion` 1. Its Id is a fresh GUID that sorts among the existing rows, not
+        after them: keyset paging and Id ranges meet new rows anywhere, as with real random GUIDs.
+        Returns the new Ids in creation order. Only customers and products can be created (their
+        rows reference others but nothing references them); other sets, a count below 1 or a
+        naive `at` raise CreateError (a ValueError) and change nothing.
+        """
+        table = self.tables.get(entity_set)
+        if table is None or entity_set not in CREATABLE:
+            raise CreateError(
+                "entity_set",
+                f"the sandbox creates rows of {' and '.join(CREATABLE)} only, not {entity_set!r}",
+            )
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise CreateError("count", f"count must be a whole number of rows >= 1, got {count!r}")
+        stamp = _stamp(at, CreateError)
+        with self._touch_lock, self._positions.exclusive():
+            first = table.generated + len(table.created_ids)
+            keys = range(first, first + count)
+            table.created_ids = {**table.created_ids, **{key: table.created_id(key) for key in keys}}
+            order = array("q", table.row_keys())
+            for key in keys:
+                order.insert(bisect_left(order, table.id_of_key(key), key=table.id_of_key), key)
+            stamps = {"CreationTime": stamp, "UpdateTime": stamp, "AggregateLastUpdateTimeUtc": stamp}
+            table.touched = {**table.touched, **{key: {"ObjectVersion": 1, **stamps} for key in keys}}
+            table.order = order
+            table.revision += 1
+        return [table.created_ids[key] for key in keys]
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """Hold off `create` while positions are in use: a request that found rows by position
+        reads them by position too, and a creation in between would shift them (pages would skip
+        or repeat a row). Any number of readers at once."""
+        with self._positions.shared():
+            yield
 
     def currency_code(self, key: int) -> str:
         return LOOKUPS[m.CURRENCIES][key][0]

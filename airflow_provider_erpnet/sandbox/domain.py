@@ -5,11 +5,13 @@ the client used and the token's scopes. Rows are serialised once per (entity set
 `$expand`) and kept as bytes, so serving a page that was served before is a join of cached rows;
 filters and sorts keep their matching positions for the same reason.
 
-`Dataset.touch` changes rows, so every cache entry of an entity set is keyed by the set's
-revision (`Dataset.revision`, bumped by each touch) instead of being invalidated explicitly: a
-request reads the revision *before* it reads any data, so an entry is never newer by key than by
-content, and no touch can race with a purge. Entries of old revisions are simply never asked for
-again; the least-recently-used limits drop them (`Columns` replaces a column in place).
+`Dataset.touch` and `Dataset.create` change rows, so every cache entry of an entity set is keyed
+by the set's revision (`Dataset.revision`, bumped by each change) instead of being invalidated
+explicitly: a request reads the revision *before* it reads any data, so an entry is never newer by
+key than by content, and no touch can race with a purge. Entries of old revisions are simply never
+asked for again; the least-recently-used limits drop them (`Columns` replaces a column in place).
+A creation moves rows to other positions, so each request holds `Dataset.reading()` from its first
+position to its last row: a creation waits for it, and it sees the set before or after, never both.
 """
 
 from __future__ import annotations
@@ -187,6 +189,10 @@ class _Projection:
         """Whether the set was touched since this projection was made (its rows are outdated)."""
         return self._dataset.revision(self._set) != self.revision
 
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        """`Dataset.reading()`: positions cannot move (no row is created) until it is left."""
+        return self._dataset.reading()
+
     def render(self, pos: int) -> bytes:
         row = self._dataset.record(self._set, pos, self._names, children=self._expand, annotate=True)
         return _ENCODER.encode(row)
@@ -255,7 +261,8 @@ class _ReadAhead:
     Clients read sequentially, so the first pass over a large set would otherwise build every row
     inside a request; with read-ahead a request mostly joins cached bytes. At most one page is
     rendered ahead, so a client that stops early wastes one page of work. A job whose set was
-    touched meanwhile is dropped: its rows would only be stored under a revision nobody asks for.
+    touched or grew meanwhile is dropped: its rows would only be stored under a revision nobody
+    asks for (and after a creation its positions name other rows).
     """
 
     def __init__(self, cache: _RowCache) -> None:
@@ -288,10 +295,11 @@ class _ReadAhead:
             missing = self._cache.missing(projection, positions)
             # Small batches, so a request that arrives early finds the rows done so far.
             for start in range(0, len(missing), 100):
-                if projection.stale:
-                    break
-                batch = missing[start : start + 100]
-                self._cache.store(projection, [(pos, projection.render(pos)) for pos in batch])
+                with projection.reading():  # positions stay put while the batch is rendered
+                    if projection.stale:
+                        break
+                    batch = missing[start : start + 100]
+                    self._cache.store(projection, [(pos, projection.render(pos)) for pos in batch])
 
 
 class _Lru:
@@ -356,7 +364,8 @@ class DomainService:
                     error_type="System.UnauthorizedAccessException",
                 )
             root = base_url if base_url.endswith("/") else base_url + "/"
-            return self._get(unquote(path).strip("/"), query, root)
+            with self.dataset.reading():
+                return self._get(unquote(path).strip("/"), query, root)
         except m.QueryError as error:
             return self._error(error)
 
@@ -369,11 +378,12 @@ class DomainService:
         """
         entity = m.entity_set(entity_set)
         query = urlencode({"$select": select}) if select else ""
-        projection = self._projection(entity, _parse_options(query))
-        missing = self._rows.missing(projection, range(self.dataset.count(entity.name)))
-        for start in range(0, len(missing), _CHUNK):
-            batch = missing[start : start + _CHUNK]
-            self._rows.store(projection, [(pos, projection.render(pos)) for pos in batch])
+        with self.dataset.reading():
+            projection = self._projection(entity, _parse_options(query))
+            missing = self._rows.missing(projection, range(self.dataset.count(entity.name)))
+            for start in range(0, len(missing), _CHUNK):
+                batch = missing[start : start + _CHUNK]
+                self._rows.store(projection, [(pos, projection.render(pos)) for pos in batch])
         return len(missing)
 
     def close(self) -> None:

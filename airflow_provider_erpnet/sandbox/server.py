@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_erpnet.sandbox.data import TouchError
+from airflow_provider_erpnet.sandbox.data import CreateError, TouchError
 from airflow_provider_erpnet.sandbox.faults import Fault, FaultInjector, check_count
 from airflow_provider_erpnet.sandbox.identity import Identity, InvalidToken, TokenError
 
@@ -90,6 +90,7 @@ class Stats:
             self._api_by_status: Counter[str] = Counter()
             self._faults: Counter[str] = Counter({fault.value: 0 for fault in Fault})
             self._rows_touched = 0
+            self._rows_created = 0
 
     def token_issued(self, client_id: str) -> None:
         with self._lock:
@@ -115,6 +116,10 @@ class Stats:
         with self._lock:
             self._rows_touched += count
 
+    def rows_created(self, count: int) -> None:
+        with self._lock:
+            self._rows_created += count
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             snapshot = {
@@ -125,6 +130,7 @@ class Stats:
                 "api_by_status": dict(self._api_by_status),
                 "faults_injected": dict(self._faults),
                 "rows_touched": self._rows_touched,
+                "rows_created": self._rows_created,
             }
             return snapshot
 
@@ -150,6 +156,7 @@ class SandboxApp:
             "/admin/stats": {"GET": self._get_stats},
             "/admin/stats/reset": {"POST": self._reset_stats},
             "/admin/touch": {"POST": self._touch},
+            "/admin/create": {"POST": self._create},
         }
 
     def bind(self, base_url: str) -> None:
@@ -213,6 +220,12 @@ class SandboxApp:
         touched = self.domain.dataset.touch(entity_set, ids, at or datetime.now(timezone.utc))
         self.stats.rows_touched(touched)
         return touched
+
+    def create(self, entity_set: str, count: int = 1, at: datetime | None = None) -> list[str]:
+        """`Dataset.create` (default `at`: now), counted in the stats; raises CreateError on bad input."""
+        created = self.domain.dataset.create(entity_set, count, at or datetime.now(timezone.utc))
+        self.stats.rows_created(len(created))
+        return created
 
     def _domain_api(self, request: Request) -> Reply:
         self.stats.api_request()
@@ -325,18 +338,24 @@ class SandboxApp:
         return json_reply(200, {"revoked": self.identity.revoke_all()})
 
     def _touch(self, request: Request) -> Reply:
-        try:
-            body = _json_object(request.body)
+        def apply(body: dict[str, Any]) -> dict[str, Any]:
             entity_set, ids, at = body.get("entity_set"), body.get("ids"), body.get("at")
             if not isinstance(entity_set, str):
                 raise TouchError("entity_set", "entity_set must be the name of an entity set")
             if not isinstance(ids, list) or not all(isinstance(ident, str) for ident in ids):
                 raise TouchError("ids", "ids must be a list of Id strings")
-            touched = self.touch(entity_set, ids, None if at is None else _instant(at))
-        except TouchError as exc:
-            error = {"error": "invalid_request", "field": exc.field, "error_description": str(exc)}
-            return json_reply(400, error)
-        return json_reply(200, {"touched": touched})
+            return {"touched": self.touch(entity_set, ids, None if at is None else _instant(at))}
+
+        return _change_reply(request, '{"entity_set": "...", "ids": ["..."]}', apply)
+
+    def _create(self, request: Request) -> Reply:
+        def apply(body: dict[str, Any]) -> dict[str, Any]:
+            entity_set, count, at = body.get("entity_set"), body.get("count", 1), body.get("at")
+            if not isinstance(entity_set, str):
+                raise CreateError("entity_set", "entity_set must be the name of an entity set")
+            return {"created": self.create(entity_set, count, None if at is None else _instant(at))}
+
+        return _change_reply(request, '{"entity_set": "Crm_Sales_Customers", "count": 3}', apply)
 
     def _get_stats(self, request: Request) -> Reply:
         return json_reply(200, self.stats.snapshot())
@@ -346,14 +365,20 @@ class SandboxApp:
         return json_reply(200, self.stats.snapshot())
 
 
-def _json_object(body: bytes) -> dict[str, Any]:
+def _change_reply(request: Request, example: str, apply: Callable[[dict[str, Any]], dict[str, Any]]) -> Reply:
+    """A data change from a JSON object body: 200 with `apply`'s answer, or 400 naming the field."""
     try:
-        payload = json.loads(body or b"null")
+        payload = json.loads(request.body or b"null")
     except ValueError:
         payload = None
-    if not isinstance(payload, dict):
-        raise TouchError("body", 'send a JSON object such as {"entity_set": "...", "ids": ["..."]}')
-    return payload
+    try:
+        if not isinstance(payload, dict):
+            raise TouchError("body", f"send a JSON object such as {example}")
+        answer = apply(payload)
+    except TouchError as exc:
+        error = {"error": "invalid_request", "field": exc.field, "error_description": str(exc)}
+        return json_reply(400, error)
+    return json_reply(200, answer)
 
 
 def _instant(value: Any) -> datetime:

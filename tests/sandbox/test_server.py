@@ -157,6 +157,7 @@ def test_stats_count_tokens_and_statuses(
         "api_by_status": {"200": 3, "401": 1},
         "faults_injected": {"429": 0, "503": 0, "drop": 0, "truncate": 0},
         "rows_touched": 0,
+        "rows_created": 0,
     }
     assert erpnet_sandbox.stats() == stats
 
