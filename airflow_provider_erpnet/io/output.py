@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetError
 
@@ -103,19 +104,34 @@ _Storage = _LocalStorage | _ObjectStorage
 
 
 def local_path(target: Any) -> Path | None:
-    """The absolute path of a local target (a path, ``file://`` URL or local path object), else None.
+    """The absolute path of a local target (a path, ``file:`` URL or local path object), else None.
 
-    A local ``ObjectStoragePath`` or ``UPath`` counts as local, so it keeps fsync and ``os.replace``.
+    A ``file:`` URL is read as RFC 8089 says: its host is empty or ``localhost`` and its path is
+    percent-decoded (``file://localhost/tmp/a%20b.jsonl`` is ``/tmp/a b.jsonl``). A local
+    ``ObjectStoragePath`` or ``UPath`` counts as local, so it keeps fsync and ``os.replace``.
     """
     if isinstance(target, str):
-        if "://" in target and not target.startswith("file://"):
+        if target[:5].lower() == "file:":
+            return _file_url_path(target)
+        if "://" in target:
             return None
-        return Path(target.removeprefix("file://")).absolute()
+        return Path(target).absolute()
     if getattr(target, "protocol", None) in ("file", "local") and hasattr(target, "path"):
         return Path(target.path).absolute()
     if isinstance(target, os.PathLike):
         return Path(os.fspath(target)).absolute()
     return None
+
+
+def _file_url_path(url: str) -> Path:
+    parts = urlsplit(url)
+    if parts.netloc.lower() not in ("", "localhost"):
+        raise ErpNetConfigError(
+            f"Output URL {url!r} names host {parts.netloc!r}, but a file: URL can only name a file on "
+            "this machine: write file:///path (or file://localhost/path), or mount the share and give "
+            "its local path."
+        )
+    return Path(unquote(parts.path)).absolute()
 
 
 def _storage_for(target: Any) -> tuple[_Storage, Any]:

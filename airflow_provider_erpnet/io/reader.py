@@ -13,7 +13,6 @@ import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, BinaryIO
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetError
@@ -23,6 +22,7 @@ from .arrow import arrow_schema, batch_to_rows, require_pyarrow, rows_to_batch
 from .convert import RecordConverter, Row
 from .jsontext import loads
 from .manifest import Manifest, as_manifest
+from .output import local_path
 from .schema import Column
 from .writers import GZIP_SUFFIX
 
@@ -67,12 +67,12 @@ def read_table(manifest: Manifest | dict[str, Any], *, path_factory: PathFactory
 def _open(path: str, path_factory: PathFactory | None) -> Iterator[BinaryIO]:
     if path_factory is not None:
         location = path_factory(path)
-    elif "://" in path and not path.startswith("file://"):
+    elif (local := local_path(path)) is not None:
+        location = local
+    else:
         from upath import UPath
 
         location = UPath(path)
-    else:
-        location = Path(path.removeprefix("file://"))
     try:
         stream = location.open("rb")
     except FileNotFoundError:

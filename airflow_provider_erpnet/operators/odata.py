@@ -17,6 +17,7 @@ from airflow_provider_erpnet.client.errors import ErpNetConfigError
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE
 from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
 from airflow_provider_erpnet.io import FORMATS, Manifest
+from airflow_provider_erpnet.io.output import local_path
 from airflow_provider_erpnet.operators.extraction import (
     CheckCount,
     ExtractionRequest,
@@ -163,8 +164,8 @@ class ErpNetODataOperator(BaseOperator):
 def _target(
     output_path: str | os.PathLike[str] | ObjectStoragePath,
 ) -> str | os.PathLike[str] | ObjectStoragePath:
-    """URLs other than ``file://`` go through ObjectStoragePath, which resolves ``conn_id@bucket``."""
-    if isinstance(output_path, str) and "://" in output_path and not output_path.startswith("file://"):
+    """URLs other than ``file:`` go through ObjectStoragePath, which resolves ``conn_id@bucket``."""
+    if isinstance(output_path, str) and local_path(output_path) is None:
         return ObjectStoragePath(output_path)
     return output_path
 
