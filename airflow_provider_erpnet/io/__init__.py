@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .convert import parse_date, parse_timestamp
 from .manifest import FileInfo, Manifest
-from .output import OutputWriter
+from .output import OutputWriter, read_published_manifest
 from .reader import iter_records, read_table
 from .schema import KINDS, Column, columns_for
 from .writers import FORMATS, resolve_format
@@ -23,6 +23,7 @@ __all__ = [
     "iter_records",
     "parse_date",
     "parse_timestamp",
+    "read_published_manifest",
     "read_table",
     "resolve_format",
 ]

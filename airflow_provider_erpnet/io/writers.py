@@ -136,8 +136,9 @@ class ResolvedFormat:
     stem: str
     suffix: str  # everything after the stem, e.g. ".jsonl.gz"
 
-    def part_name(self, index: int) -> str:
-        return f"{self.stem}-{index:05d}{self.suffix}"
+    def part_name(self, index: int, run: str | None = None) -> str:
+        """``<stem>-<run>-00003<suffix>``; without a run ``<stem>-00003<suffix>``."""
+        return f"{self.stem}-{run + '-' if run else ''}{index:05d}{self.suffix}"
 
 
 def resolve_format(filename: str, fmt: str | None) -> ResolvedFormat:

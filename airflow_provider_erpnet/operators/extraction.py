@@ -23,7 +23,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
@@ -37,10 +36,9 @@ from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE, normalise_select
 from airflow_provider_erpnet.io import Column, FileInfo, Manifest, OutputWriter, columns_for, iter_records
 from airflow_provider_erpnet.io.dedupe import Deduper, without
-from airflow_provider_erpnet.io.output import local_path
+from airflow_provider_erpnet.io.output import sweep_abandoned
 from airflow_provider_erpnet.io.progress import Progress
 from airflow_provider_erpnet.io.spool import spool_directory
-from airflow_provider_erpnet.io.writers import resolve_format
 from airflow_provider_erpnet.operators.windows import Window, and_filters
 
 log = logging.getLogger(__name__)
@@ -162,12 +160,14 @@ def run_extraction(
     started = time.monotonic()
     retries = client.transport.retries
     output = _Output(target, fmt, max_rows_per_file, client.metadata())
-    # Check names, target, format and pyarrow before any page is read; a writer opens no file yet.
+    # Check names, target, format, pyarrow and that the directory is writable before any page is read.
     output.writer(output.columns(request, [], logger)).abort()
     remove_stale_temps(target, fmt, before=time.time(), logger=logger)
     expected = _checked_count(client, request)
     try:
-        written = _extract_once(client, request, output, expected, logger, staged=not request.ids_in_order)
+        written = _extract_once(
+            client, request, output, expected, logger, staged=not request.ids_in_order, started=started
+        )
     except _OrderBroken as broken:
         logger.warning(
             "%s: Ids arrived out of order at row %d although paging should keep them ordered; "
@@ -175,20 +175,8 @@ def run_extraction(
             request.entity_set,
             broken.row,
         )
-        written = _extract_once(client, request, output, expected, logger, staged=True)
-    manifest = Manifest(
-        entity_set=request.entity_set,
-        format=written.format,
-        files=written.files,
-        rows=written.rows,
-        bytes=sum(info.bytes for info in written.files),
-        columns=written.columns,
-        query=request.describe(),
-        window=request.window.to_dict() if request.window else None,
-        server_count=written.server_count,
-        duplicates_removed=written.read - written.rows,
-        duration_seconds=round(time.monotonic() - started, 3),
-    )
+        written = _extract_once(client, request, output, expected, logger, staged=True, started=started)
+    manifest = written.manifest
     written.progress.finish(
         rows=manifest.rows,
         nbytes=manifest.bytes,
@@ -247,31 +235,24 @@ def json_safe(value: Any) -> Any:
 def remove_stale_temps(
     target: Any, fmt: str | None, *, before: float, logger: logging.Logger | logging.LoggerAdapter = log
 ) -> int:
-    """Delete ``.<name>.tmp-<hex>`` files beside a local target last written before ``before``.
+    """Delete the temporary files and locks that dead earlier runs left beside ``target``.
 
-    A SIGKILLed attempt cannot clean up after itself; the next attempt does. Object stores keep no
-    partial uploads as objects, so only local targets are swept. Two tasks must not write the same
-    target at once: the sweep would remove the other task's temporary file.
+    A SIGKILLed attempt cannot clean up after itself; the next one does. Locally only files whose
+    run's lock is free go, so a run still writing the same target keeps its own (and a warning
+    says two runs share the target). On object storage nothing can be locked: files of runs that
+    started before ``before`` go, and such a run, were it still alive, fails with a clear error.
     """
-    path = local_path(target)
-    if path is None or not path.parent.is_dir():
-        return 0
-    layout = resolve_format(path.name, fmt)
-    names = rf"{re.escape(path.name)}|{re.escape(layout.stem)}-\d{{5}}{re.escape(layout.suffix)}"
-    pattern = re.compile(rf"\.(?:{names})\.tmp-[0-9a-f]{{32}}")
-    removed = 0
-    for sibling in path.parent.iterdir():
-        if not pattern.fullmatch(sibling.name):
-            continue
-        try:
-            if sibling.stat().st_mtime < before:
-                sibling.unlink()
-                removed += 1
-        except FileNotFoundError:
-            continue  # removed meanwhile by its own writer's abort
-    if removed:
-        logger.info("Removed %d temporary file(s) left beside %s by an earlier attempt.", removed, path.name)
-    return removed
+    swept = sweep_abandoned(target, fmt, before=before)
+    if swept.removed:
+        logger.info("Removed %d file(s) left beside the target by killed earlier attempts.", swept.removed)
+    if swept.live_runs:
+        logger.warning(
+            "%d other run(s) are writing %s right now; their files are kept, and whichever commits "
+            "last replaces the output. Give each task its own output_path to keep every run's rows.",
+            swept.live_runs,
+            target,
+        )
+    return swept.removed
 
 
 @dataclass(frozen=True)
@@ -320,14 +301,9 @@ class _Output:
 
 @dataclass(frozen=True)
 class _Written:
-    """What one attempt committed, and how many rows it read to get there."""
+    """What one attempt committed, and its progress."""
 
-    format: str
-    files: list[FileInfo]
-    columns: list[Column]
-    rows: int
-    read: int
-    server_count: int | None
+    manifest: Manifest
     progress: Progress
 
 
@@ -339,6 +315,7 @@ def _extract_once(
     logger: logging.Logger | logging.LoggerAdapter,
     *,
     staged: bool,
+    started: float,
 ) -> _Written:
     """Read every page, write, check, commit; raises ``_OrderBroken`` on the direct path only."""
     progress = Progress(logger, request.entity_set, expected=expected)
@@ -354,8 +331,24 @@ def _extract_once(
                 _write_direct(all_pages, deduper, writer)
             server_count = _checked_count(client, request)
             check_completeness(request.entity_set, writer.rows, server_count, request.check_count)
-            files = writer.commit()
-    return _Written(writer.format, files, columns, writer.rows, deduper.rows, server_count, progress)
+
+            def describe(files: list[FileInfo]) -> Manifest:
+                return Manifest(
+                    entity_set=request.entity_set,
+                    format=writer.format,
+                    files=files,
+                    rows=writer.rows,
+                    bytes=sum(info.bytes for info in files),
+                    columns=columns,
+                    query=request.describe(),
+                    window=request.window.to_dict() if request.window else None,
+                    server_count=server_count,
+                    duplicates_removed=deduper.rows - writer.rows,
+                    duration_seconds=round(time.monotonic() - started, 3),
+                )
+
+            writer.commit(describe)
+    return _Written(writer.manifest, progress)
 
 
 class _OrderBroken(Exception):

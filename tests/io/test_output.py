@@ -38,10 +38,10 @@ def test_file_appears_only_on_commit_and_temp_sits_beside_it(tmp_path: Path, suf
     with OutputWriter(target, None, COLUMNS) as out:
         out.write_page(rows(0, 5))
         assert not target.exists()
-        temps = listing(target.parent)
+        temps = [n for n in listing(target.parent) if n != f".orders.{suffix}.lock-{out.run}"]
         assert len(temps) == 1 and temps[0].startswith(f".orders.{suffix}.tmp-")
         files = out.commit()
-    assert listing(target.parent) == [target.name]
+    assert listing(target.parent) == [f"_{target.name}.manifest.json", target.name]
     assert files == [FileInfo(str(target), 5, target.stat().st_size)]
     assert out.rows == 5
 
@@ -71,7 +71,7 @@ def test_commit_replaces_an_existing_target_and_abort_keeps_it(tmp_path: Path, s
         out.write_page(rows(100, 7))
     manifest = Manifest("S", out.format, out.files, out.rows, 0, COLUMNS)
     assert [r["ObjectVersion"] for r in iter_records(manifest)] == list(range(100, 107))
-    assert listing(tmp_path) == [target.name]
+    assert listing(tmp_path) == [f"_{target.name}.manifest.json", target.name]
 
 
 def test_parts_roll_at_max_rows_and_the_manifest_lists_them(tmp_path: Path) -> None:
@@ -79,12 +79,9 @@ def test_parts_roll_at_max_rows_and_the_manifest_lists_them(tmp_path: Path) -> N
     with OutputWriter(target, None, COLUMNS, max_rows_per_file=4) as out:
         for start in range(0, 10, 3):  # pages of 3, 3, 3, 1 cross the part boundaries
             out.write_page(rows(start, min(3, 10 - start)))
-    assert [(Path(f.path).name, f.rows) for f in out.files] == [
-        ("orders-00000.jsonl", 4),
-        ("orders-00001.jsonl", 4),
-        ("orders-00002.jsonl", 2),
-    ]
-    assert listing(tmp_path) == ["orders-00000.jsonl", "orders-00001.jsonl", "orders-00002.jsonl"]
+    parts = [f"orders-{out.run}-0000{i}.jsonl" for i in range(3)]
+    assert [(Path(f.path).name, f.rows) for f in out.files] == [(parts[0], 4), (parts[1], 4), (parts[2], 2)]
+    assert listing(tmp_path) == ["_orders.jsonl.manifest.json", *parts]
     assert all(f.bytes == Path(f.path).stat().st_size for f in out.files)
     manifest = Manifest("S", "jsonl", out.files, out.rows, sum(f.bytes for f in out.files), COLUMNS)
     assert [r["ObjectVersion"] for r in iter_records(manifest)] == list(range(10))
@@ -102,14 +99,14 @@ def test_a_smaller_rerun_removes_the_stale_parts_of_a_larger_one(tmp_path: Path)
     for count in (9, 3):
         with OutputWriter(tmp_path / "orders.jsonl", None, COLUMNS, max_rows_per_file=3) as out:
             out.write_page(rows(0, count))
-    assert listing(tmp_path) == ["keep.jsonl", "orders-00000.jsonl"]
+    assert listing(tmp_path) == ["_orders.jsonl.manifest.json", "keep.jsonl", f"orders-{out.run}-00000.jsonl"]
 
 
 @pytest.mark.parametrize("suffix", FORMATS)
 def test_no_rows_still_commits_one_readable_file(tmp_path: Path, suffix: str) -> None:
     with OutputWriter(tmp_path / f"orders.{suffix}", None, COLUMNS, max_rows_per_file=10) as out:
         out.write_page([])
-    assert [(Path(f.path).name, f.rows) for f in out.files] == [(f"orders-00000.{suffix}", 0)]
+    assert [(Path(f.path).name, f.rows) for f in out.files] == [(f"orders-{out.run}-00000.{suffix}", 0)]
     assert list(iter_records(Manifest("S", out.format, out.files, 0, 0, COLUMNS))) == []
 
 
@@ -165,12 +162,10 @@ def bucket() -> Any:
 def test_object_storage_target_commits_parts_atomically(bucket: Any, suffix: str) -> None:
     with OutputWriter(bucket / f"orders.{suffix}", None, COLUMNS, max_rows_per_file=4) as out:
         out.write_page(rows(0, 6))
-        assert sorted(p.name for p in bucket.iterdir())[0].startswith(".orders-00000")
-    names = sorted(p.name for p in bucket.iterdir())
-    assert names == [f"orders-00000.{suffix}", f"orders-00001.{suffix}"]
-    assert [f.path for f in out.files] == [
-        f"memory://erpnet-test-bucket/exports/orders-0000{i}.{suffix}" for i in range(2)
-    ]
+        assert sorted(p.name for p in bucket.iterdir())[0].startswith(f".orders-{out.run}-00000")
+    names = [f"orders-{out.run}-0000{i}.{suffix}" for i in range(2)]
+    assert sorted(p.name for p in bucket.iterdir()) == [f"_orders.{suffix}.manifest.json", *names]
+    assert [f.path for f in out.files] == [f"memory://erpnet-test-bucket/exports/{name}" for name in names]
     assert [f.bytes for f in out.files] == [(bucket / n).stat().st_size for n in names]
     manifest = Manifest("S", out.format, out.files, out.rows, 0, COLUMNS)
     assert [r["ObjectVersion"] for r in iter_records(Manifest.from_dict(manifest.to_dict()))] == list(
@@ -210,7 +205,7 @@ def test_airflow_object_storage_path(bucket: Any, tmp_path: Path) -> None:
         read = [r["DocumentNo"] for r in iter_records(manifest, path_factory=sdk.ObjectStoragePath)]
         assert read == ["000000", "000001"]
     assert out.files[0].path == str(tmp_path / "c.csv")  # local: written with fsync + os.replace
-    assert listing(tmp_path) == ["c.csv"]
+    assert listing(tmp_path) == ["_c.csv.manifest.json", "c.csv"]
 
 
 def test_manifest_is_json_safe_and_round_trips(tmp_path: Path) -> None:

@@ -72,7 +72,9 @@ def test_sigkill_leaves_no_output_and_the_retry_writes_everything(
     assert manifest["rows"] == manifest["server_count"] == sandbox.dataset.count(CUSTOMERS) == 20_000
     written = [json.loads(line)["Id"] for line in target.read_text().splitlines()]
     assert written == [row["Id"] for row in sandbox.dataset.rows(CUSTOMERS)]
-    assert list(tmp_path.iterdir()) == [target], "the killed attempt's temporary file was not cleaned up"
+    assert sorted(tmp_path.iterdir()) == [tmp_path / "_customers.jsonl.manifest.json", target], (
+        "the killed attempt's temporary file was not cleaned up"
+    )
 
 
 @pytest.mark.parametrize("form", ["str", "file URL", "Path", "UPath", "ObjectStoragePath"])
