@@ -37,7 +37,8 @@ def test_hourly_sales_orders(dag_test, erpnet_sandbox_factory, tmp_path: Path) -
         "erpnet_hourly_sales_orders", env=_env(sandbox, tmp_path), logical_date="2026-06-29T11:00:00+00:00"
     )
     # The run covers one hour; its file is named after the interval's start.
-    (path,) = (tmp_path / "sales_orders").iterdir()
+    path, published = sorted((tmp_path / "sales_orders").iterdir())
+    assert published.name == f"_{path.name}.manifest.json"
     interval_start = dt.datetime.strptime(path.name, "%Y%m%dT%H%M%SZ.jsonl").replace(tzinfo=dt.timezone.utc)
     start, end = interval_start - dt.timedelta(minutes=5), interval_start + dt.timedelta(hours=1)
     written = [json.loads(line) for line in path.open()]

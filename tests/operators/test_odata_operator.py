@@ -228,7 +228,7 @@ def test_staged_path_for_another_order_writes_the_same_rows(erpnet_sandbox, tmp_
     expected = sorted(erpnet_sandbox.dataset.rows(CUSTOMERS), key=lambda row: (row["Number"], row["Id"]))
     assert [(r["Number"], r["Id"]) for r in records] == [(r["Number"], r["Id"]) for r in expected]
     assert manifest.duplicates_removed == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["by_number.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["_by_number.csv.manifest.json", "by_number.csv"]
 
 
 class _OneMoreOnCount(ErpNetClient):
@@ -278,7 +278,10 @@ def test_object_storage_url(erpnet_sandbox, connect) -> None:
     assert manifest.files[0].path.endswith("bucket/erpnet/customers.jsonl")
     path = ObjectStoragePath("memory://bucket/erpnet/customers.jsonl")
     assert sum(1 for _ in path.read_text().splitlines()) == 1000
-    assert [p.name for p in path.parent.iterdir()] == ["customers.jsonl"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "_customers.jsonl.manifest.json",
+        "customers.jsonl",
+    ]
 
 
 def test_outlets_rule() -> None:
@@ -362,7 +365,10 @@ def test_repeated_row_restarts_staged_and_keeps_the_latest_copy(
     (repeated,) = [r for r in records if r["Id"] == rows[0]["Id"]]
     newest = max(parse_timestamp(stamp), parse_timestamp(rows[0][STAMP]))
     assert repeated[STAMP] == newest
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["customers.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "_customers.parquet.manifest.json",
+        "customers.parquet",
+    ]
 
 
 def test_progress_lines_are_rate_limited_and_carry_percent_and_eta(caplog) -> None:
@@ -393,11 +399,12 @@ def test_part_files(erpnet_sandbox, connect, tmp_path: Path) -> None:
         max_rows_per_file=300,
     )
     manifest = operator.execute(_context())
+    run = Path(manifest["files"][0]["path"]).name.split("-")[1]
     assert [(Path(f["path"]).name, f["rows"]) for f in manifest["files"]] == [
-        ("customers-00000.csv", 300),
-        ("customers-00001.csv", 300),
-        ("customers-00002.csv", 300),
-        ("customers-00003.csv", 100),
+        (f"customers-{run}-00000.csv", 300),
+        (f"customers-{run}-00001.csv", 300),
+        (f"customers-{run}-00002.csv", 300),
+        (f"customers-{run}-00003.csv", 100),
     ]
     assert [r["Id"] for r in iter_records(manifest)] == [
         r["Id"] for r in erpnet_sandbox.dataset.rows(CUSTOMERS)
