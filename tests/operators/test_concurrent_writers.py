@@ -25,7 +25,7 @@ from airflow_provider_erpnet.client import ErpNetClient, ErpNetSettings
 from airflow_provider_erpnet.operators.extraction import ExtractionRequest, run_extraction
 
 url, client_id, secret, target = sys.argv[1:5]
-settings = ErpNetSettings(instance_url=url, client_id=client_id, client_secret=secret, token_file_cache=False)
+settings = ErpNetSettings(instance_url=url, client_id=client_id, client_secret=secret, disk_cache=False)
 with ErpNetClient(settings) as client:
     request = ExtractionRequest(sys.argv[5], page_size=100)
     manifest = run_extraction(client, request, target, max_rows_per_file=700)

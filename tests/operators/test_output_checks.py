@@ -14,7 +14,7 @@ from airflow_provider_erpnet.client import ErpNetClient, ErpNetSettings
 from airflow_provider_erpnet.operators.extraction import ExtractionRequest, run_extraction
 
 url, client_id, secret, target = sys.argv[1:5]
-settings = ErpNetSettings(instance_url=url, client_id=client_id, client_secret=secret, token_file_cache=False)
+settings = ErpNetSettings(instance_url=url, client_id=client_id, client_secret=secret, disk_cache=False)
 try:
     with ErpNetClient(settings) as client:
         run_extraction(client, ExtractionRequest("Crm_Sales_Customers", page_size=100), target)
