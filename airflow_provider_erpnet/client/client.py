@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any
@@ -49,8 +49,14 @@ class ErpNetClient:
         orderby: str | None = None,
         page_size: int | None = None,
         params: Mapping[str, str] | None = None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> Iterator[Page]:
-        """Stream the pages of an entity set; options are checked now, requests start on iteration."""
+        """Stream the pages of an entity set; options are checked now, requests start on iteration.
+
+        ``decode`` turns a page body into a dict or an object with ``value`` and ``next_link``
+        (``io.pagecodec.PageCodec.decode``); it is looked up for every page, so a caller may
+        switch it between pages. Default: JSON with ``Decimal`` for non-integers.
+        """
         query = ODataQuery(
             entity_set=entity_set,
             filter=filter,
@@ -63,7 +69,7 @@ class ErpNetClient:
 
         def fetch_json(url: str, page_params: Mapping[str, str] | None) -> Any:
             with self._explain_unknown_set(entity_set):
-                return self.transport.get_json(url, page_params, entity_set=entity_set)
+                return self.transport.get_json(url, page_params, entity_set=entity_set, decode=decode)
 
         return iter_pages(fetch_json, self.api_url, query)
 

@@ -23,4 +23,9 @@ def loads(data: bytes | str) -> Any:
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
-    return _DECODER.decode(data.removeprefix(_UTF8_BOM))
+    return _DECODER.decode(strip_bom(data))
+
+
+def strip_bom(data: bytes) -> bytes:
+    """``data`` without a leading UTF-8 byte order mark (some servers send one)."""
+    return data.removeprefix(_UTF8_BOM)

@@ -221,14 +221,16 @@ def iter_pages(fetch_json: FetchJson, api_url: str, query: ODataQuery) -> Iterat
 
 def _fetch(fetch_json: FetchJson, request: PageRequest, number: int, entity_set: str) -> Page:
     body = fetch_json(request.url, request.params)
-    records = body.get("value") if isinstance(body, dict) else None
+    if isinstance(body, dict):
+        records, next_link = body.get("value"), body.get("@odata.nextLink")
+    else:  # a typed page decoder's body: ``value`` and ``next_link`` attributes
+        records, next_link = getattr(body, "value", None), getattr(body, "next_link", None)
     if not isinstance(records, list):
         raise ErpNetTransportError(
             f"Page {number} of {entity_set} is not an OData collection (no 'value' list); "
             "check that the Domain API URL points at the OData service root.",
             url=request.url,
         )
-    next_link = body.get("@odata.nextLink")
     if next_link is not None and not isinstance(next_link, str):
         raise ErpNetTransportError(
             f"Page {number} of {entity_set} has a non-string @odata.nextLink.", url=request.url

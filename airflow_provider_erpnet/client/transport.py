@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -111,10 +112,19 @@ class Transport:
         return self._request(url, params, entity_set, accept, None).response
 
     def get_json(
-        self, url: str, params: Mapping[str, str] | None = None, *, entity_set: str | None = None
+        self,
+        url: str,
+        params: Mapping[str, str] | None = None,
+        *,
+        entity_set: str | None = None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> Any:
-        """Like :meth:`get`, decoded; non-integer numbers become ``decimal.Decimal``."""
-        return self._request(url, params, entity_set, "application/json", _decode_json).value
+        """Like :meth:`get`, decoded; non-integer numbers become ``decimal.Decimal``.
+
+        ``decode`` replaces the generic JSON decoding (e.g. a typed page decoder); it must raise
+        ``ValueError`` only for a body that is not valid JSON, which may be a cut-off body.
+        """
+        return self._request(url, params, entity_set, "application/json", partial(_decode_json, decode)).value
 
     def close(self) -> None:
         """Release pooled connections (only of a session this transport created)."""
@@ -223,9 +233,9 @@ def _is_html(response: requests.Response) -> bool:
     return "html" in response.headers.get("Content-Type", "").lower()
 
 
-def _decode_json(response: requests.Response, url: str) -> Any:
+def _decode_json(decode: Callable[[bytes], Any] | None, response: requests.Response, url: str) -> Any:
     try:
-        return jsonutil.loads(response.content)
+        return (decode or jsonutil.loads)(response.content)
     except ValueError:
         if declared_length_mismatch(response):
             raise TruncatedBody(

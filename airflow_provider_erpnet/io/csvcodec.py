@@ -22,6 +22,7 @@ from .schema import Column
 
 LINE_END = "\n"
 _NEEDS_QUOTES = re.compile(r'[",\r\n]|^\s|\s$')
+_QUOTE_CHARS = ',"\r\n'
 _FIELD = re.compile(r'"((?:[^"]|"")*)"|([^,"]*)')
 
 
@@ -37,7 +38,7 @@ def header(columns: list[Column]) -> list[str]:
 
 
 def format_line(fields: Sequence[str | None]) -> str:
-    return ",".join(_quote(field) for field in fields) + LINE_END
+    return ",".join(quote(field) for field in fields) + LINE_END
 
 
 def encode_row(columns: list[Column], row: Row) -> list[str | None]:
@@ -105,7 +106,13 @@ def split_line(line: str, path: str) -> list[str | None]:
         position += 1
 
 
-def _quote(field: str | None) -> str:
+def needs_quotes_any(text: str) -> bool:
+    """Whether ``text`` holds a character that forces quotes: , " CR or LF (edge spaces aside)."""
+    return any(char in text for char in _QUOTE_CHARS)
+
+
+def quote(field: str | None) -> str:
+    """One field as written: null empty, quoted when empty or when it holds , " CR LF or edge spaces."""
     if field is None:
         return ""
     if field == "" or _NEEDS_QUOTES.search(field):

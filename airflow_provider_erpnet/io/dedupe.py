@@ -30,9 +30,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from operator import lt
 from typing import Any
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
+
+from .pagecodec import TypedPage
 
 VersionKey = tuple[Any, ...]
 _NO_VERSION: VersionKey = (0,)
@@ -58,17 +61,25 @@ class Deduper:
         """True while every Id so far was greater than the one before: no duplicate is possible."""
         return self.ordered_rows is None
 
-    def observe(self, records: Sequence[Mapping[str, Any]]) -> None:
-        """Account for the next page of records, in the order they are written."""
-        for record in records:
-            position = self.rows
-            self.rows += 1
-            ident = self._id(record)
-            if self.ordered_rows is None:
-                if self._still_ordered(ident):
-                    continue
-                self.ordered_rows = position
-            self._track(ident, self._version(record), position)
+    def observe(self, records: Sequence[Mapping[str, Any]] | TypedPage) -> None:
+        """Account for the next page of records, in the order they are written.
+
+        While the order holds this costs a few C-level passes over the page's Ids; rows are
+        looked at one by one only from the first out-of-order Id on.
+        """
+        ids = self._ids(records)
+        start = self.rows
+        self.rows += len(ids)
+        tail_from = 0
+        if self.ordered_rows is None:
+            broken = self._first_unordered(ids)
+            if broken is None:
+                return
+            self.ordered_rows = start + broken
+            tail_from = broken
+        versions = self._versions(records)
+        for index in range(tail_from, len(ids)):
+            self._track(ids[index], versions[index], start + index)
 
     def resolve(self, written: Iterable[Mapping[str, Any]]) -> set[int]:
         """Positions of superseded copies, given the rows as written (read from the start, in order).
@@ -95,24 +106,56 @@ class Deduper:
         self._tail[ident] = newer
         self._superseded.add(older[1])
 
-    def _still_ordered(self, ident: str) -> bool:
-        if self._text_order:
-            self._text_order = self._last_text is None or ident > self._last_text
-            self._last_text = ident
+    def _first_unordered(self, ids: list[str]) -> int | None:
+        """Index of the first Id that is in neither server order, or None; updates both orders."""
+        text_break = sql_break = len(ids)
+        if self._text_order and ids:
+            previous = [self._last_text if self._last_text is not None else "", *ids[:-1]]
+            increasing = list(map(lt, previous, ids))
+            if self._last_text is None:
+                increasing[0] = True
+            text_break = increasing.index(False) if False in increasing else len(ids)
+            self._text_order = text_break == len(ids)
+            self._last_text = ids[-1]
+        elif not self._text_order:
+            text_break = 0
         if self._sql_order:
-            sql = sql_server_order(ident)
-            self._sql_order = self._last_sql is None or sql > self._last_sql
-            self._last_sql = sql
-        return self._text_order or self._sql_order
+            # Per Id, but only until the first Id out of SQL Server order (in the first rows when
+            # the server pages in text order), or for every Id of a server that uses this order.
+            last = self._last_sql
+            for index, key in enumerate(map(sql_server_order, ids)):
+                if last is not None and not key > last:
+                    sql_break = index
+                    self._sql_order = False
+                    break
+                last = key
+            self._last_sql = last
+        else:
+            sql_break = 0
+        broken = max(text_break, sql_break)
+        return broken if broken < len(ids) else None
 
-    def _id(self, record: Mapping[str, Any]) -> str:
-        value = record.get(self.key)
-        if value is None:
+    def _ids(self, records: Sequence[Mapping[str, Any]] | TypedPage) -> list[str]:
+        if isinstance(records, TypedPage):
+            values = records.column(self.key)
+        else:
+            values = [record.get(self.key) for record in records]
+        if None in values:
             raise ErpNetConfigError(
                 f"A record has no {self.key!r}; dedupe needs it: keep {self.key} in $select "
                 "(the operator adds it unless it was removed)."
             )
-        return str(value).lower()
+        return list(map(str.lower, map(str, values)))
+
+    def _id(self, record: Mapping[str, Any]) -> str:
+        return self._ids([record])[0]
+
+    def _versions(self, records: Sequence[Mapping[str, Any]] | TypedPage) -> list[VersionKey]:
+        if self.version_field is None:
+            return [_NO_VERSION] * len(records)
+        if isinstance(records, TypedPage):
+            return [version_key(value) for value in records.column(self.version_field)]
+        return [version_key(record.get(self.version_field)) for record in records]
 
     def _version(self, record: Mapping[str, Any]) -> VersionKey:
         if self.version_field is None:

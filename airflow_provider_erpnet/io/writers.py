@@ -17,14 +17,18 @@ from . import csvcodec
 from .arrow import arrow_schema, require_pyarrow, rows_to_batch
 from .convert import Row
 from .jsontext import dumps_lines
+from .pagecodec import TypedPage
 from .schema import Column
 
 DEFAULT_ROW_GROUP_ROWS = 50_000
 GZIP_SUFFIX = ".gz"
 
 
+Rows = list[Row] | TypedPage  # typed dicts (``RecordConverter``), or a prepared page of a ``PageCodec``
+
+
 class FormatWriter(Protocol):
-    def write(self, rows: list[Row], first_row: int) -> None:
+    def write(self, rows: Rows, first_row: int) -> None:
         """Append typed rows; ``first_row`` numbers the first of them in error messages."""
 
     def close(self) -> None:
@@ -40,8 +44,8 @@ class JsonlWriter:
     def __init__(self, sink: BinaryIO, columns: list[Column]) -> None:
         self.sink = sink
 
-    def write(self, rows: list[Row], first_row: int) -> None:
-        self.sink.write(dumps_lines(rows))
+    def write(self, rows: Rows, first_row: int) -> None:
+        self.sink.write(rows.codec.jsonl(rows) if isinstance(rows, TypedPage) else dumps_lines(rows))
 
     def close(self) -> None:
         """JSON Lines has no trailer."""
@@ -58,7 +62,10 @@ class CsvWriter:
         self.columns = columns
         sink.write(csvcodec.format_line(csvcodec.header(columns)).encode("utf-8"))
 
-    def write(self, rows: list[Row], first_row: int) -> None:
+    def write(self, rows: Rows, first_row: int) -> None:
+        if isinstance(rows, TypedPage):
+            self.sink.write(rows.codec.csv(rows))
+            return
         text = "".join(csvcodec.format_line(csvcodec.encode_row(self.columns, row)) for row in rows)
         self.sink.write(text.encode("utf-8"))
 
@@ -84,10 +91,13 @@ class ParquetWriter:
         self._batches: list[Any] = []
         self._buffered = 0
 
-    def write(self, rows: list[Row], first_row: int) -> None:
+    def write(self, rows: Rows, first_row: int) -> None:
         if not rows:
             return
-        self._batches.append(rows_to_batch(self.columns, rows, self.schema, first_row))
+        if isinstance(rows, TypedPage):
+            self._batches.append(rows.codec.arrow_batch(rows, self.schema, first_row))
+        else:
+            self._batches.append(rows_to_batch(self.columns, rows, self.schema, first_row))
         self._buffered += len(rows)
         if self._buffered >= self.row_group_rows:
             self._flush()

@@ -24,7 +24,7 @@ import itertools
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from decimal import Decimal
@@ -32,11 +32,14 @@ from typing import Any, Literal
 
 from airflow_provider_erpnet.client.client import ErpNetClient
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
+from airflow_provider_erpnet.client.jsonutil import loads
 from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE, normalise_select
+from airflow_provider_erpnet.client.prefetch import Prefetcher
 from airflow_provider_erpnet.io import Column, FileInfo, Manifest, OutputWriter, columns_for, iter_records
 from airflow_provider_erpnet.io.dedupe import Deduper, without
 from airflow_provider_erpnet.io.output import sweep_abandoned
+from airflow_provider_erpnet.io.pagecodec import PageCodec
 from airflow_provider_erpnet.io.progress import Progress
 from airflow_provider_erpnet.io.spool import spool_directory
 from airflow_provider_erpnet.operators.windows import Window, and_filters
@@ -320,11 +323,17 @@ def _extract_once(
     """Read every page, write, check, commit; raises ``_OrderBroken`` on the direct path only."""
     progress = Progress(logger, request.entity_set, expected=expected)
     deduper = Deduper(request.incremental_column)
-    with closing(_pages(client, request, progress)) as pages:
+    decoding = _Decoding()
+    pages = _pages(client, request, progress, decoding.decode)
+    ahead: Prefetcher[list[dict[str, Any]]] | None = None
+    try:
         first = next((records for records in pages if records), [])
         columns = output.columns(request, first, logger)
+        decoding.codec = PageCodec(columns)
+        # Pages 2 and on are fetched and decoded in a reader thread while this one writes.
+        ahead = Prefetcher(pages)
         with output.writer(columns) as writer:
-            all_pages = itertools.chain([first], pages)
+            all_pages = itertools.chain([first], ahead)
             if staged:
                 _write_staged(all_pages, deduper, writer, columns, request)
             else:
@@ -348,6 +357,11 @@ def _extract_once(
                 )
 
             writer.commit(describe)
+    finally:
+        if ahead is not None:
+            ahead.close()
+        else:
+            pages.close()
     return _Written(writer.manifest, progress)
 
 
@@ -359,10 +373,23 @@ class _OrderBroken(Exception):
         self.row = row
 
 
+class _Decoding:
+    """Page bodies -> records: generic dicts until the columns are known, then the page codec's."""
+
+    def __init__(self) -> None:
+        self.codec: PageCodec | None = None
+
+    def decode(self, body: bytes) -> Any:
+        return loads(body) if self.codec is None else self.codec.decode(body)
+
+
 def _pages(
-    client: ErpNetClient, request: ExtractionRequest, progress: Progress
-) -> Iterator[list[dict[str, Any]]]:
-    for page in client.iter_pages(request.entity_set, **request.query_options()):
+    client: ErpNetClient,
+    request: ExtractionRequest,
+    progress: Progress,
+    decode: Callable[[bytes], Any] | None = None,
+) -> Generator[list[dict[str, Any]], None, None]:
+    for page in client.iter_pages(request.entity_set, **request.query_options(), decode=decode):
         progress.page(len(page.records))
         yield page.records
 

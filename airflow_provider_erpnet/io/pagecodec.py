@@ -1,0 +1,351 @@
+"""Whole pages of the Domain API's JSON -> what each writer needs, without a Python loop per value.
+
+``PageCodec`` is built once per extraction from the output columns (that is, from ``$metadata``).
+It generates one msgspec struct type per record shape, so a page body is decoded in C straight
+into typed records: decimals as ``Decimal`` from their own digits (never float), integers range
+checked, references, amounts and multilanguage texts as small structs and dicts, unknown keys
+(``@odata.etag``, columns not selected) skipped. Writers then turn the page into bytes in a few
+calls per *column*: msgspec encodes JSON Lines, ``map`` over C functions builds CSV fields,
+Arrow converts whole columns for Parquet.
+
+The codec is the fast form of ``convert.RecordConverter``, not a second definition of the output:
+every value it cannot prove canonical with a column-wide check sends the page to the exact path
+(``RecordConverter`` on the same records), which either converts it or raises the precise error
+(row, column, reason). Checks run on joined column text or C iterators: dates and timestamps
+must already be in the output form (``2020-05-08``, ``2020-05-08T07:11:12[.123456]Z``; anything
+else, such as offsets or seven fraction digits, is converted per value), decimals finite,
+amounts with both members null become null, multilanguage annotation keys are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from functools import partial
+from itertools import chain, repeat
+from operator import and_, attrgetter, is_, is_not
+from typing import Annotated, Any
+
+import msgspec
+
+from airflow_provider_erpnet.client.jsonutil import loads, strip_bom
+
+from . import csvcodec
+from .arrow import require_pyarrow, rows_to_batch
+from .convert import (
+    RecordConverter,
+    Row,
+    format_timestamp,
+    pair_members,
+    to_date,
+    to_multilang,
+    to_timestamp,
+)
+from .jsontext import dumps
+from .schema import Column
+
+_INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+_TIMESTAMPS = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?Z\n)*")
+_FINITE_DECIMALS = re.compile(r"(?:-?\d+(?:\.\d+)?(?:E[+-]\d+)?\n)*")
+_DATES = msgspec.json.Decoder(list[date])
+_DATETIMES = msgspec.json.Decoder(list[datetime])
+_ENCODER = msgspec.json.Encoder(decimal_format="number")
+_not_none = partial(is_not, None)
+_BOOL_TEXT = {True: "true", False: "false", None: ""}
+_NULL_TEXT = {"None": ""}
+_JSON_NULL = {"null": None}
+_NO_DECIMAL = Decimal("NaN")  # stands in for null while formatting; real values were checked finite
+
+
+class NeedsExactPath(Exception):
+    """A value the column-wide checks cannot vouch for: convert this page with ``RecordConverter``."""
+
+
+class TypedPage(list):  # type: ignore[type-arg]
+    """The records of one page as the codec's structs (a list, so paging code treats it as records)."""
+
+    def __init__(self, records: Iterable[Any], codec: PageCodec, *, prepared: bool = False) -> None:
+        super().__init__(records)
+        self.codec = codec
+        self.prepared = prepared  # checked and normalised by ``PageCodec.prepare``
+
+    def column(self, name: str) -> list[Any]:
+        """Every record's value of one column, None for null."""
+        return list(map(attrgetter(self.codec.attribute(name)), self))
+
+    def take(self, start: int, stop: int) -> TypedPage:
+        return TypedPage(self[start:stop], self.codec, prepared=self.prepared)
+
+
+class PageCodec:
+    """Decodes page bodies into ``TypedPage``s for one list of columns and encodes them per format."""
+
+    def __init__(self, columns: Sequence[Column]) -> None:
+        self.columns = list(columns)
+        self.converter = RecordConverter(self.columns)
+        self._reference = msgspec.defstruct(
+            "Reference", [("id", str, msgspec.field(name="@odata.id"))], frozen=True, gc=False
+        )
+        # Stands in for a null reference while ids are read in C; unique, so it cannot be data.
+        marker = f"erpnet-null-{uuid.uuid4().hex}"
+        self._no_reference = self._reference(marker)
+        self._pairs = {
+            kind: msgspec.defstruct(
+                kind.capitalize(),
+                [(member, str | None if i else Decimal | None, None) for i, member in enumerate(members)],
+                frozen=True,
+                gc=False,
+            )
+            for kind, members in (("amount", pair_members("amount")), ("quantity", pair_members("quantity")))
+        }
+        # Record fields are positional attributes f0, f1, ... renamed to the column names, so any
+        # column name (even one that is not a Python identifier) works.
+        self._attributes = {column.name: f"f{index}" for index, column in enumerate(self.columns)}
+        record = msgspec.defstruct(
+            "Record",
+            [
+                (attribute, self._field_type(c) | None, msgspec.field(name=c.name, default=None))
+                for c, attribute in zip(self.columns, self._attributes.values(), strict=True)
+            ],
+            gc=False,
+        )
+        envelope = msgspec.defstruct(
+            "PageBody",
+            [
+                ("value", list[record]),
+                ("next_link", str | None, msgspec.field(name="@odata.nextLink", default=None)),
+            ],
+            gc=False,
+        )
+        self._decoder = msgspec.json.Decoder(envelope, float_hook=Decimal)
+        self._null_reference = {None: self._no_reference}
+        self._marker_to_none = {marker: None}
+        self._no_pair = {kind: {None: pair()} for kind, pair in self._pairs.items()}
+        checks = {
+            "date": _check_dates,
+            "timestamp": _check_timestamps,
+            "decimal": _check_decimals,
+            "amount": _check_pairs,
+            "quantity": _check_pairs,
+            "multilang": _check_multilang,
+            "reference": self._reference_ids,
+        }
+        self._fixes = [
+            (c, self._attributes[c.name], checks[c.kind]) for c in self.columns if c.kind in checks
+        ]
+
+    def attribute(self, name: str) -> str:
+        return self._attributes[name]
+
+    def decode(self, body: bytes) -> Any:
+        """A body whose ``value`` is a ``TypedPage``; on a type mismatch, the generic decoding.
+
+        The generic form (dicts, ``Decimal`` for non-integers) goes through ``RecordConverter``,
+        which gives the exact error for a value of the wrong type, or converts what the strict
+        structs refused (an int for a decimal member written as text, say).
+        """
+        data = strip_bom(body)
+        try:
+            page = self._decoder.decode(data)
+        except msgspec.ValidationError:
+            return loads(data)
+        page.value = TypedPage(page.value, self)
+        return page
+
+    def prepare(self, page: TypedPage) -> None:
+        """Check and normalise a page in place; raises ``NeedsExactPath`` when it cannot."""
+        if page.prepared:
+            return
+        for column, name, check in self._fixes:
+            values = list(map(attrgetter(name), page))
+            fixed = check(column, values)
+            if fixed is not None:
+                list(map(setattr, page, repeat(name), fixed))
+        page.prepared = True
+
+    def as_records(self, page: Sequence[Any]) -> list[dict[str, Any]]:
+        """The page as plain dicts keyed by column name, the input ``RecordConverter`` takes."""
+        return msgspec.to_builtins(list(page), builtin_types=(Decimal,))
+
+    def exact_rows(self, page: Sequence[Any], first_row: int) -> list[Row]:
+        """The exact path for one page: typed rows, or the precise error."""
+        return self.converter.convert(self.as_records(page), first_row)
+
+    def jsonl(self, page: Sequence[Any]) -> bytes:
+        """JSON Lines of a prepared page: the bytes ``dumps_lines`` writes for its typed rows."""
+        return _ENCODER.encode_lines(page)
+
+    def csv(self, page: Sequence[Any]) -> bytes:
+        """CSV lines of a prepared page: the bytes ``csvcodec`` writes for its typed rows."""
+        if not page:
+            return b""
+        fields: list[list[str]] = []
+        for column in self.columns:
+            fields.extend(self._csv_fields(column, self._values(page, column)))
+        return ("\n".join(map(",".join, zip(*fields, strict=True))) + "\n").encode("utf-8")
+
+    def arrow_batch(self, page: Sequence[Any], schema: Any, first_row: int) -> Any:
+        """An Arrow RecordBatch of a prepared page; a value Arrow refuses takes the exact path."""
+        pa = require_pyarrow()
+        try:
+            arrays = [
+                self._arrow_array(pa, column, field.type, self._values(page, column))
+                for column, field in zip(self.columns, schema, strict=True)
+            ]
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+            return rows_to_batch(self.columns, self.exact_rows(page, first_row), schema, first_row)
+        return pa.RecordBatch.from_arrays(arrays, schema=schema)
+
+    def _values(self, page: Sequence[Any], column: Column) -> list[Any]:
+        return list(map(attrgetter(self._attributes[column.name]), page))
+
+    def _csv_fields(self, column: Column, values: list[Any]) -> list[list[str]]:
+        kind = column.kind
+        if kind in ("string", "enum", "date", "timestamp"):
+            return [_csv_texts(values)]
+        if kind == "bool":
+            return [list(map(_BOOL_TEXT.get, values))]
+        if kind in _INT_BOUNDS:
+            return [_blank_nulls(list(map(str, values)))]
+        if kind == "decimal":
+            return [_decimal_texts(values)]
+        if kind == "reference":
+            return [_csv_texts(values)]
+        if kind in self._pairs:
+            number, label = pair_members(kind)
+            filled = list(map(self._no_pair[kind].get, values, values))
+            numbers = list(map(attrgetter(number), filled))
+            return [_decimal_texts(numbers), _csv_texts(list(map(attrgetter(label), filled)))]
+        # multilang and json: compact JSON text, quoted as CSV requires (per value: rare columns)
+        return [[csvcodec.quote(None if value is None else dumps(value).decode("utf-8")) for value in values]]
+
+    def _reference_ids(self, column: Column, values: list[Any]) -> list[str | None]:
+        """References -> their ``@odata.id`` text, null kept (prepare writes them back)."""
+        ids = list(map(attrgetter("id"), map(self._null_reference.get, values, values)))
+        return list(map(self._marker_to_none.get, ids, ids))
+
+    def _arrow_array(self, pa: Any, column: Column, arrow_type: Any, values: list[Any]) -> Any:
+        kind = column.kind
+        if kind == "date":
+            return pa.array(values, pa.string()).cast(arrow_type)
+        if kind == "timestamp":
+            return pa.array(values, pa.string()).cast(arrow_type)
+        if kind in self._pairs:
+            number, label = pair_members(kind)
+            filled = list(map(self._no_pair[kind].get, values, values))
+            children = [
+                pa.array(list(map(attrgetter(number), filled)), arrow_type.field(number).type),
+                pa.array(list(map(attrgetter(label), filled)), arrow_type.field(label).type),
+            ]
+            mask = pa.array(list(map(is_, values, repeat(None))), pa.bool_())
+            return pa.StructArray.from_arrays(children, fields=list(arrow_type), mask=mask)
+        if kind == "json":
+            texts = list(map(bytes.decode, map(_ENCODER.encode, values)))
+            return pa.array(list(map(_JSON_NULL.get, texts, texts)), arrow_type)
+        return pa.array(values, arrow_type)
+
+    def _field_type(self, column: Column) -> Any:
+        kind = column.kind
+        if kind in ("string", "enum", "date", "timestamp"):
+            return str
+        if kind == "bool":
+            return bool
+        if kind in _INT_BOUNDS:
+            low, high = _INT_BOUNDS[kind]
+            return Annotated[int, msgspec.Meta(ge=low, le=high)]
+        if kind == "decimal":
+            return Decimal
+        if kind in self._pairs:
+            return self._pairs[kind]
+        if kind == "multilang":
+            return dict[str, str | None]
+        if kind == "reference":
+            return self._reference
+        return Any
+
+
+def _present(values: list[Any]) -> list[Any]:
+    return list(filter(_not_none, values))
+
+
+def _per_value(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
+    """The slow fix for a column the checks refused; a ValueError sends the page to the exact path."""
+    try:
+        return [None if value is None else convert(value) for value in values]
+    except (ValueError, TypeError) as error:
+        raise NeedsExactPath from error
+
+
+def _check_dates(column: Column, values: list[Any]) -> list[Any] | None:
+    try:
+        _DATES.decode(_ENCODER.encode(_present(values)))
+    except msgspec.ValidationError:
+        return _per_value(values, lambda text: to_date(text).isoformat())
+    return None
+
+
+def _check_timestamps(column: Column, values: list[Any]) -> list[Any] | None:
+    present = _present(values)
+    joined = "\n".join(present) + "\n" if present else ""
+    if _TIMESTAMPS.fullmatch(joined):
+        try:
+            _DATETIMES.decode(_ENCODER.encode(present))
+            return None
+        except msgspec.ValidationError:
+            raise NeedsExactPath from None
+    return _per_value(values, lambda text: format_timestamp(to_timestamp(text)))
+
+
+def _check_decimals(column: Column, values: list[Any]) -> None:
+    present = _present(values)
+    if present and not _FINITE_DECIMALS.fullmatch("\n".join(map(str, present)) + "\n"):
+        raise NeedsExactPath
+    return None
+
+
+def _check_pairs(column: Column, values: list[Any]) -> list[Any] | None:
+    number, label = pair_members(column.kind)
+    present = _present(values)
+    numbers = list(map(attrgetter(number), present))
+    _check_decimals(column, _present(numbers))
+    # ``is`` tests only: comparing a Decimal with None goes through Python-level ABC checks.
+    no_number = map(is_, numbers, repeat(None))
+    if any(map(and_, no_number, map(is_, map(attrgetter(label), present), repeat(None)))):
+        return [
+            None if v is None or (getattr(v, number) is None and getattr(v, label) is None) else v
+            for v in values
+        ]
+    return None
+
+
+def _check_multilang(column: Column, values: list[Any]) -> list[Any] | None:
+    keys = "\n".join(chain.from_iterable(_present(values)))
+    if ("\n" + keys).find("\n@") >= 0:
+        return _per_value(values, to_multilang)
+    return None
+
+
+def _blank_nulls(texts: list[str]) -> list[str]:
+    """``str(None)`` fields -> empty fields (C-level: a dict lookup per value)."""
+    return list(map(_NULL_TEXT.get, texts, texts))
+
+
+def _decimal_texts(values: list[Any]) -> list[str]:
+    """Plain digits, never exponents (``format(d, "f")``); null -> empty field."""
+    filled = map({None: _NO_DECIMAL}.get, values, values)
+    texts = list(map(format, filled, repeat("f")))
+    return list(map({"NaN": ""}.get, texts, texts))
+
+
+def _csv_texts(values: list[str | None]) -> list[str]:
+    """Text fields: null empty, ``""`` for the empty string, quotes where CSV needs them."""
+    present = _present(values)
+    if present and (csvcodec.needs_quotes_any("".join(present)) or present != list(map(str.strip, present))):
+        return list(map(csvcodec.quote, values))
+    return list(map(_EMPTY_FIELDS.get, values, values))
+
+
+_EMPTY_FIELDS = {None: "", "": '""'}

@@ -1,0 +1,139 @@
+"""The page codec (fast path) writes exactly what RecordConverter (exact path) writes, or fails the same way."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pyarrow.parquet as pq
+import pytest
+
+from airflow_provider_erpnet.client.errors import ErpNetError
+from airflow_provider_erpnet.client.jsonutil import loads
+from airflow_provider_erpnet.io import Column, OutputWriter
+from airflow_provider_erpnet.io.pagecodec import PageCodec, TypedPage
+
+SUFFIXES = ["jsonl", "jsonl.gz", "csv", "csv.gz", "parquet"]
+_BODY = msgspec.json.Encoder(decimal_format="number")
+
+
+def body(records: list[dict[str, Any]], next_link: str | None = None) -> bytes:
+    """A Domain API page as the server sends it (decimals as JSON numbers)."""
+    page: dict[str, Any] = {"@odata.context": "$metadata#Crm_Sales_SalesOrders", "value": records}
+    if next_link:
+        page["@odata.nextLink"] = next_link
+    return _BODY.encode(page)
+
+
+def records_of(decoded: Any) -> Any:
+    """The page's records: a TypedPage, or dicts where the codec fell back to generic decoding."""
+    return decoded["value"] if isinstance(decoded, dict) else decoded.value
+
+
+def write(path: Path, columns: list[Column], pages: list[Any], **options: Any) -> None:
+    with OutputWriter(path, None, columns, **options) as out:
+        for page in pages:
+            out.write_page(page)
+
+
+def both_paths(tmp_path: Path, columns: list[Column], records: list[dict[str, Any]], suffix: str) -> None:
+    """The same page through the codec and as decoded dicts: the files must be identical."""
+    codec = PageCodec(columns)
+    decoded = codec.decode(body(records, "next"))
+    assert isinstance(records_of(decoded), TypedPage | list)
+    write(tmp_path / f"fast.{suffix}", columns, [records_of(decoded)])
+    write(tmp_path / f"exact.{suffix}", columns, [loads(body(records))["value"]])
+    if suffix == "parquet":
+        assert pq.read_table(tmp_path / "fast.parquet").equals(pq.read_table(tmp_path / "exact.parquet"))
+    assert (tmp_path / f"fast.{suffix}").read_bytes() == (tmp_path / f"exact.{suffix}").read_bytes()
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_every_kind_is_written_byte_for_byte_as_the_exact_path(
+    tmp_path: Path, columns: list[Column], records: list[dict[str, Any]], suffix: str
+) -> None:
+    decoded = PageCodec(columns).decode(body(records, "next"))
+    assert isinstance(decoded.value, TypedPage) and decoded.next_link == "next"
+    both_paths(tmp_path, columns, records, suffix)
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"CreationTime": "2020-05-08T10:11:12.1234567+03:00"},  # offset and .NET ticks: fixed per value
+        {"CreationTime": "2020-05-08T10:11:12.000000Z"},
+        {"DocumentDate": "2020-05-08T00:00:00Z"},  # ERP.net's form of a date
+        {"TotalAmount": {"Value": None, "Currency": None}},  # both members null: the amount is null
+        {"TotalQuantity": {"Value": "3.550", "Unit": "PCS"}},  # Value as text
+        {"TotalQuantity": {"Value": 7, "Unit": None}},
+        {"Description": {"@odata.type": "#Erp.MultilanguageString", "EN": "x"}},  # annotation dropped
+        {"Customer": "Crm_Sales_Customers(11111111-1111-1111-1111-111111111111)"},  # already a string
+        {"ExchangeRate": 3},
+        {"Notes": 'say "hi", then\nleave  '},
+        {"Notes": ""},
+    ],
+)
+def test_values_the_checks_refuse_still_come_out_exact(
+    tmp_path: Path, columns: list[Column], make_order: Any, suffix: str, overrides: dict[str, Any]
+) -> None:
+    both_paths(tmp_path, columns, [make_order(1), make_order(2, **overrides), make_order(3)], suffix)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])
+@pytest.mark.parametrize(
+    ("overrides", "fragment"),
+    [
+        ({"CreationTime": "2020-02-30T00:00:00Z"}, "day is out of range"),
+        ({"DocumentDate": "08.05.2020"}, "not an ISO date"),
+        ({"ExchangeRate": "NaN"}, "NaN and infinity"),
+        ({"ObjectVersion": 2**31}, "outside the int32 range"),
+        ({"Customer": {"Name": "ACME"}}, "name the navigation in expand"),
+    ],
+)
+def test_bad_values_fail_as_on_the_exact_path(
+    tmp_path: Path, columns: list[Column], make_order: Any, suffix: str, overrides: dict[str, Any], fragment: str
+) -> None:
+    codec = PageCodec(columns)
+    page = records_of(codec.decode(body([make_order(1), make_order(2, **overrides)])))
+    with pytest.raises(ErpNetError) as raised:
+        write(tmp_path / f"x.{suffix}", columns, [page])
+    assert "Row 2, column" in str(raised.value) and fragment in str(raised.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_decimal_that_does_not_fit_parquet_fails_naming_row_and_column(tmp_path: Path, make_order: Any) -> None:
+    columns = [Column("Weight", "decimal", precision=18, scale=3, source_type="Edm.Decimal")]
+    page = records_of(PageCodec(columns).decode(body([make_order(1), make_order(2, Weight=Decimal("12.3456"))])))
+    assert isinstance(page, TypedPage)
+    with pytest.raises(ErpNetError, match=r"Row 2, column 'Weight'.*2 integer and 4 fraction digits"):
+        write(tmp_path / "x.parquet", columns, [page])
+
+
+def test_pages_split_across_part_files_like_the_exact_path(
+    tmp_path: Path, columns: list[Column], make_order: Any
+) -> None:
+    records = [make_order(n) for n in range(1, 8)]
+    codec = PageCodec(columns)
+    for suffix in ("jsonl", "csv", "parquet"):
+        fast_dir, exact_dir = tmp_path / f"fast-{suffix}", tmp_path / f"exact-{suffix}"
+        fast_dir.mkdir(), exact_dir.mkdir()
+        pages = [records[:3], records[3:]]
+        write(fast_dir / f"o.{suffix}", columns, [records_of(codec.decode(body(p))) for p in pages], max_rows_per_file=2)
+        exact = [loads(body(p))["value"] for p in pages]
+        write(exact_dir / f"o.{suffix}", columns, exact, max_rows_per_file=2)
+        names = sorted(p.name for p in fast_dir.iterdir())
+        assert names == sorted(p.name for p in exact_dir.iterdir()) and len(names) == 4
+        for name in names:
+            if suffix == "parquet":
+                assert pq.read_table(fast_dir / name).equals(pq.read_table(exact_dir / name))
+            else:
+                assert (fast_dir / name).read_bytes() == (exact_dir / name).read_bytes()
+
+
+def test_a_page_the_structs_refuse_is_decoded_generically(columns: list[Column], make_order: Any) -> None:
+    """A shape msgspec's strict types reject (a record that is not an object) falls back to dicts."""
+    decoded = PageCodec(columns).decode(body([make_order(1)]).replace(b'"value":[{', b'"value":[1,{', 1))
+    assert isinstance(decoded, dict) and decoded["value"][0] == 1
