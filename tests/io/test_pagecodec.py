@@ -1,4 +1,4 @@
-"""The page codec (fast path) writes exactly what RecordConverter (exact path) writes, or fails the same way."""
+"""The page codec (fast path) writes what RecordConverter (exact path) writes, or fails the same way."""
 
 from __future__ import annotations
 
@@ -94,7 +94,12 @@ def test_values_the_checks_refuse_still_come_out_exact(
     ],
 )
 def test_bad_values_fail_as_on_the_exact_path(
-    tmp_path: Path, columns: list[Column], make_order: Any, suffix: str, overrides: dict[str, Any], fragment: str
+    tmp_path: Path,
+    columns: list[Column],
+    make_order: Any,
+    suffix: str,
+    overrides: dict[str, Any],
+    fragment: str,
 ) -> None:
     codec = PageCodec(columns)
     page = records_of(codec.decode(body([make_order(1), make_order(2, **overrides)])))
@@ -104,9 +109,12 @@ def test_bad_values_fail_as_on_the_exact_path(
     assert list(tmp_path.iterdir()) == []
 
 
-def test_decimal_that_does_not_fit_parquet_fails_naming_row_and_column(tmp_path: Path, make_order: Any) -> None:
+def test_decimal_that_does_not_fit_parquet_fails_naming_row_and_column(
+    tmp_path: Path, make_order: Any
+) -> None:
     columns = [Column("Weight", "decimal", precision=18, scale=3, source_type="Edm.Decimal")]
-    page = records_of(PageCodec(columns).decode(body([make_order(1), make_order(2, Weight=Decimal("12.3456"))])))
+    records = [make_order(1), make_order(2, Weight=Decimal("12.3456"))]
+    page = records_of(PageCodec(columns).decode(body(records)))
     assert isinstance(page, TypedPage)
     with pytest.raises(ErpNetError, match=r"Row 2, column 'Weight'.*2 integer and 4 fraction digits"):
         write(tmp_path / "x.parquet", columns, [page])
@@ -121,7 +129,8 @@ def test_pages_split_across_part_files_like_the_exact_path(
         fast_dir, exact_dir = tmp_path / f"fast-{suffix}", tmp_path / f"exact-{suffix}"
         fast_dir.mkdir(), exact_dir.mkdir()
         pages = [records[:3], records[3:]]
-        write(fast_dir / f"o.{suffix}", columns, [records_of(codec.decode(body(p))) for p in pages], max_rows_per_file=2)
+        fast = [records_of(codec.decode(body(p))) for p in pages]
+        write(fast_dir / f"o.{suffix}", columns, fast, max_rows_per_file=2)
         exact = [loads(body(p))["value"] for p in pages]
         write(exact_dir / f"o.{suffix}", columns, exact, max_rows_per_file=2)
         names = sorted(p.name for p in fast_dir.iterdir())
