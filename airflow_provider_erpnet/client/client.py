@@ -53,9 +53,9 @@ class ErpNetClient:
     ) -> Iterator[Page]:
         """Stream the pages of an entity set; options are checked now, requests start on iteration.
 
-        ``decode`` turns a page body into a dict or an object with ``value`` and ``next_link``
-        (``io.pagecodec.PageCodec.decode``); it is looked up for every page, so a caller may
-        switch it between pages. Default: JSON with ``Decimal`` for non-integers.
+        ``decode`` turns each page body into a dict or an object with ``value`` and ``next_link``
+        (``io.pagecodec.PageCodec.decode``); the extraction passes one that switches to its page
+        codec once page 1 decided the columns. Default: JSON with ``Decimal`` for non-integers.
         """
         query = ODataQuery(
             entity_set=entity_set,
