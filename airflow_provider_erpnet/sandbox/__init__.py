@@ -195,6 +195,10 @@ class Sandbox:
         """Insert rows during a run (``POST /admin/create``; see ``Dataset.create``); returns their Ids."""
         return self._app.create(entity_set, count, at)
 
+    def delete(self, entity_set: str, ids: Sequence[str]) -> int:
+        """Delete rows between runs (``POST /admin/delete``; see ``Dataset.delete``)."""
+        return self._app.delete(entity_set, ids)
+
     def revoke_tokens(self) -> int:
         """Every token issued so far now gets 401; returns how many were still valid."""
         return self._app.identity.revoke_all()

@@ -524,14 +524,14 @@ class _Parties(_Table):
                 "Id": self._id,
                 **{name: self._delegate(name) for name in shared},
                 "PartyName": self._party_name,
-                "PartyType": lambda k, h: "Person" if k < persons.count else "Company",
+                "PartyType": lambda k, h: "Person" if k < persons.generated else "Company",
             }
         )
 
     def _source(self, key: int) -> tuple[_Table, int]:
-        if key < self.persons.count:
+        if key < self.persons.generated:
             return self.persons, key
-        return self.companies, key - self.persons.count
+        return self.companies, key - self.persons.generated
 
     def _delegate(self, name: str) -> Field:
         def field(k: int, h: int) -> Any:
@@ -541,9 +541,9 @@ class _Parties(_Table):
         return field
 
     def _party_name(self, k: int, h: int) -> dict[str, str]:
-        if k < self.persons.count:
+        if k < self.persons.generated:
             return self.persons.full_name(k, h)
-        return self.companies.company_name(k - self.persons.count, h)
+        return self.companies.company_name(k - self.persons.generated, h)
 
     def rand(self, key: int) -> int:
         table, source_key = self._source(key)
@@ -593,7 +593,7 @@ class _Customers(_Table):
         )
 
     def _party(self, k: int, h: int) -> int:
-        return (h >> 36) % (self.ds.tables[m.PARTIES].count)
+        return (h >> 36) % (self.ds.tables[m.PARTIES].generated)
 
     def _display(self, k: int, h: int) -> str:
         if k % 8 == 5:
@@ -613,7 +613,7 @@ class _Customers(_Table):
     def _lookup_key(self, name: str, h: int, shift: int, null_in: int = 10) -> int | None:
         if (h >> shift) % null_in == 0:
             return None
-        return (h >> (shift + 4)) % self.ds.tables[name].count
+        return (h >> (shift + 4)) % self.ds.tables[name].generated
 
     def _lookup_ref(self, name: str, h: int, shift: int, null_in: int = 10) -> dict[str, str] | None:
         key = self._lookup_key(name, h, shift, null_in)
@@ -817,21 +817,24 @@ class _OrderLines(_Table):
         if self._starts is None:
             with self._lock:
                 if self._starts is None:
-                    counts = (self.orders.line_count(o) for o in range(self.orders.count))
+                    counts = (self.orders.line_count(o) for o in range(self.orders.generated))
                     self._starts = array("q", accumulate(counts, initial=0))
         return self._starts
 
     @property
     def count(self) -> int:
-        return self.starts[-1]
+        return self.starts[-1] if self.order is None else len(self.order)
 
     def key_at(self, pos: int) -> int:
+        if self.order is not None:  # lines of deleted orders are gone
+            return self.order[pos]
         order = bisect_right(self.starts, pos) - 1
         return order * 8 + pos - self.starts[order] + 1
 
-    def row_keys(self) -> Iterator[int]:
-        for order in range(self.orders.count):
-            yield from self.keys_of(order)
+    def row_keys(self) -> Iterable[int]:
+        if self.order is not None:
+            return self.order
+        return (key for order in range(self.orders.generated) for key in self.keys_of(order))
 
     def keys_of(self, order: int) -> range:
         return range(order * 8 + 1, order * 8 + 1 + self.orders.line_count(order))
@@ -898,6 +901,10 @@ class TouchError(ValueError):
 
 class CreateError(TouchError):
     """A refused `Dataset.create`; `field` names the argument at fault, as for `TouchError`."""
+
+
+class DeleteError(TouchError):
+    """A refused `Dataset.delete`; `field` names the argument at fault, as for `TouchError`."""
 
 
 CREATABLE = (m.CUSTOMERS, m.PRODUCTS)
@@ -1061,7 +1068,7 @@ class Dataset:
         )
 
     def revision(self, entity_set: str) -> int:
-        """How many touches changed `entity_set` so far; caches of its rows key on it."""
+        """How many changes (touch, create, delete) `entity_set` had so far; caches of its rows key on it."""
         return self.table(entity_set).revision
 
     def touch(self, entity_set: str, ids: Sequence[str], at: datetime) -> int:
@@ -1073,30 +1080,10 @@ class Dataset:
         number of rows changed. Raises TouchError (a ValueError) naming unknown Ids, a naive
         `at` or a set without `AggregateLastUpdateTimeUtc` (order lines: touch their order).
         """
-        table = self.tables.get(entity_set)
-        if table is None:
-            raise TouchError(
-                "entity_set", f"unknown entity set {entity_set!r}; known: {', '.join(self.tables)}"
-            )
-        if "AggregateLastUpdateTimeUtc" not in table.fields:
-            raise TouchError(
-                "entity_set",
-                f"{entity_set} has no AggregateLastUpdateTimeUtc (not an aggregate root): touch its owner",
-            )
-        if isinstance(ids, str):
-            raise TouchError("ids", f"ids must be a list of Ids, not the single string {ids!r}")
+        table = self._aggregate_root(entity_set, ids, TouchError, "touch")
         stamp = _stamp(at, TouchError)
-        wanted = list(dict.fromkeys(ident.lower() for ident in ids))
         with self._touch_lock:
-            keys, unknown = [], []
-            for ident in wanted:
-                key = _key_of_id(table, ident)
-                if key is None:
-                    unknown.append(ident)
-                else:
-                    keys.append(key)
-            if unknown:
-                raise TouchError("ids", f"no row of {entity_set} has the Id(s) {', '.join(unknown)}")
+            keys = self._keys_of(table, ids, TouchError)
             if not keys:
                 return 0
             touched = dict(table.touched)
@@ -1144,6 +1131,72 @@ class Dataset:
             table.order = order
             table.revision += 1
         return [table.created_ids[key] for key in keys]
+
+    def delete(self, entity_set: str, ids: Sequence[str]) -> int:
+        """Delete rows as a user deleting them in ERP.net would; nothing else changes.
+
+        The rows leave `order`, as created ones enter it, so every answer from the next request on
+        lacks them; the other rows keep their generated values. A deleted sales order takes its
+        lines with it, and a person or company its party (and the other way round), as in ERP.net;
+        references to deleted rows elsewhere (an order's `Customer`) stay as they were. Returns the
+        number of rows deleted from `entity_set`. Unknown or already deleted Ids, an unknown set and
+        sets without `AggregateLastUpdateTimeUtc` (order lines: delete their order) raise
+        DeleteError (a ValueError) and change nothing.
+        """
+        table = self._aggregate_root(entity_set, ids, DeleteError, "delete")
+        with self._touch_lock, self._positions.exclusive():
+            keys = self._keys_of(table, ids, DeleteError)
+            gone: dict[str, set[int]] = {}
+            for key in keys:
+                for name, cascaded in self._cascade(table, key):
+                    gone.setdefault(name, set()).update(cascaded)
+            for name, removed in gone.items():
+                target = self.tables[name]
+                target.order = array("q", (key for key in target.row_keys() if key not in removed))
+                target.revision += 1
+        return len(keys)
+
+    def _cascade(self, table: _Table, key: int) -> Iterator[tuple[str, Iterable[int]]]:
+        """(entity set, keys) that go when row `key` of `table` is deleted."""
+        yield table.name, (key,)
+        if isinstance(table, _SalesOrders):
+            lines = self.tables[m.SALES_ORDER_LINES]
+            assert isinstance(lines, _OrderLines)
+            yield lines.name, lines.keys_of(key)
+        elif isinstance(table, _Parties):
+            source, source_key = table._source(key)
+            yield source.name, (source_key,)
+        elif isinstance(table, _Persons | _Companies):
+            yield m.PARTIES, (table.first_party + key if isinstance(table, _Companies) else key,)
+
+    def _aggregate_root(
+        self, entity_set: str, ids: Sequence[str], error: type[TouchError], verb: str
+    ) -> _Table:
+        """The table of a set whose rows `verb` may change, after the checks touch and delete share."""
+        table = self.tables.get(entity_set)
+        if table is None:
+            raise error("entity_set", f"unknown entity set {entity_set!r}; known: {', '.join(self.tables)}")
+        if "AggregateLastUpdateTimeUtc" not in table.fields:
+            raise error(
+                "entity_set",
+                f"{entity_set} has no AggregateLastUpdateTimeUtc (not an aggregate root): {verb} its owner",
+            )
+        if isinstance(ids, str):
+            raise error("ids", f"ids must be a list of Ids, not the single string {ids!r}")
+        return table
+
+    def _keys_of(self, table: _Table, ids: Sequence[str], error: type[TouchError]) -> list[int]:
+        """Keys of the rows with these Ids (any case, a repeat once); raises naming missing ones."""
+        keys, unknown = [], []
+        for ident in dict.fromkeys(ident.lower() for ident in ids):
+            key = _key_of_id(table, ident)
+            if key is None:
+                unknown.append(ident)
+            else:
+                keys.append(key)
+        if unknown:
+            raise error("ids", f"no row of {table.name} has the Id(s) {', '.join(unknown)}")
+        return keys
 
     @contextmanager
     def reading(self) -> Iterator[None]:

@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_erpnet.sandbox.data import CreateError, TouchError
+from airflow_provider_erpnet.sandbox.data import CreateError, DeleteError, TouchError
 from airflow_provider_erpnet.sandbox.faults import Fault, FaultInjector, check_count
 from airflow_provider_erpnet.sandbox.identity import Identity, InvalidToken, TokenError
 
@@ -91,6 +91,7 @@ class Stats:
             self._faults: Counter[str] = Counter({fault.value: 0 for fault in Fault})
             self._rows_touched = 0
             self._rows_created = 0
+            self._rows_deleted = 0
 
     def token_issued(self, client_id: str) -> None:
         with self._lock:
@@ -120,6 +121,10 @@ class Stats:
         with self._lock:
             self._rows_created += count
 
+    def rows_deleted(self, count: int) -> None:
+        with self._lock:
+            self._rows_deleted += count
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             snapshot = {
@@ -131,6 +136,7 @@ class Stats:
                 "faults_injected": dict(self._faults),
                 "rows_touched": self._rows_touched,
                 "rows_created": self._rows_created,
+                "rows_deleted": self._rows_deleted,
             }
             return snapshot
 
@@ -157,6 +163,7 @@ class SandboxApp:
             "/admin/stats/reset": {"POST": self._reset_stats},
             "/admin/touch": {"POST": self._touch},
             "/admin/create": {"POST": self._create},
+            "/admin/delete": {"POST": self._delete},
         }
 
     def bind(self, base_url: str) -> None:
@@ -226,6 +233,12 @@ class SandboxApp:
         created = self.domain.dataset.create(entity_set, count, at or datetime.now(timezone.utc))
         self.stats.rows_created(len(created))
         return created
+
+    def delete(self, entity_set: str, ids: Sequence[str]) -> int:
+        """`Dataset.delete`, counted in the stats; raises DeleteError on bad input."""
+        deleted = self.domain.dataset.delete(entity_set, ids)
+        self.stats.rows_deleted(deleted)
+        return deleted
 
     def _domain_api(self, request: Request) -> Reply:
         self.stats.api_request()
@@ -339,12 +352,15 @@ class SandboxApp:
 
     def _touch(self, request: Request) -> Reply:
         def apply(body: dict[str, Any]) -> dict[str, Any]:
-            entity_set, ids, at = body.get("entity_set"), body.get("ids"), body.get("at")
-            if not isinstance(entity_set, str):
-                raise TouchError("entity_set", "entity_set must be the name of an entity set")
-            if not isinstance(ids, list) or not all(isinstance(ident, str) for ident in ids):
-                raise TouchError("ids", "ids must be a list of Id strings")
+            entity_set, ids = _rows_named(body, TouchError)
+            at = body.get("at")
             return {"touched": self.touch(entity_set, ids, None if at is None else _instant(at))}
+
+        return _change_reply(request, '{"entity_set": "...", "ids": ["..."]}', apply)
+
+    def _delete(self, request: Request) -> Reply:
+        def apply(body: dict[str, Any]) -> dict[str, Any]:
+            return {"deleted": self.delete(*_rows_named(body, DeleteError))}
 
         return _change_reply(request, '{"entity_set": "...", "ids": ["..."]}', apply)
 
@@ -379,6 +395,16 @@ def _change_reply(request: Request, example: str, apply: Callable[[dict[str, Any
         error = {"error": "invalid_request", "field": exc.field, "error_description": str(exc)}
         return json_reply(400, error)
     return json_reply(200, answer)
+
+
+def _rows_named(body: dict[str, Any], error: type[TouchError]) -> tuple[str, list[str]]:
+    """The `entity_set` and `ids` of a touch or delete body, checked."""
+    entity_set, ids = body.get("entity_set"), body.get("ids")
+    if not isinstance(entity_set, str):
+        raise error("entity_set", "entity_set must be the name of an entity set")
+    if not isinstance(ids, list) or not all(isinstance(ident, str) for ident in ids):
+        raise error("ids", "ids must be a list of Id strings")
+    return entity_set, ids
 
 
 def _instant(value: Any) -> datetime:

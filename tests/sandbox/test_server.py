@@ -158,6 +158,7 @@ def test_stats_count_tokens_and_statuses(
         "faults_injected": {"429": 0, "503": 0, "drop": 0, "truncate": 0},
         "rows_touched": 0,
         "rows_created": 0,
+        "rows_deleted": 0,
     }
     assert erpnet_sandbox.stats() == stats
 
