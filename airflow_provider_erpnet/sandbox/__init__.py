@@ -199,6 +199,11 @@ class Sandbox:
         """Delete rows between runs (``POST /admin/delete``; see ``Dataset.delete``)."""
         return self._app.delete(entity_set, ids)
 
+    def add_custom_property(self, entity_set: str, code: str) -> str:
+        """Add ``CustomProperty_<code>`` to a set at runtime (``POST /admin/custom-property``; see
+        ``Dataset.add_custom_property``); returns the property name."""
+        return self._app.add_custom_property(entity_set, code)
+
     def revoke_tokens(self) -> int:
         """Every token issued so far now gets 401; returns how many were still valid."""
         return self._app.identity.revoke_all()

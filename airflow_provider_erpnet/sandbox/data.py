@@ -907,6 +907,27 @@ class DeleteError(TouchError):
     """A refused `Dataset.delete`; `field` names the argument at fault, as for `TouchError`."""
 
 
+class CustomPropertyError(TouchError):
+    """A refused `Dataset.add_custom_property`; `field` names the argument at fault."""
+
+
+_CUSTOM_VALUES = ("Red", "Green", "Blue", "Ярко жълто")
+
+
+def _custom_values(code: str) -> Field:
+    """Values of a custom property: one row in five null, the others one of four list values."""
+    salt = zlib.crc32(code.encode())
+
+    def value(key: int, h: int) -> dict[str, Any] | None:
+        pick = _mix(salt ^ key) % 5
+        if pick == 4:
+            return None
+        text = _CUSTOM_VALUES[pick]
+        return {"Value": text, "ValueId": f"{pick:08x}-0000-4000-8000-{salt:012x}", "Description": _ml(text)}
+
+    return value
+
+
 CREATABLE = (m.CUSTOMERS, m.PRODUCTS)
 
 
@@ -1009,8 +1030,47 @@ class Dataset:
         ]
         self.tables: dict[str, _Table] = {t.name: t for t in tables}
         self.entity_sets: tuple[str, ...] = tuple(name for name in m.ENTITY_SETS if name in self.tables)
+        # The model this instance serves: the static one plus custom properties added at runtime.
+        self._entities: dict[str, m.EntitySet] = dict(m.ENTITY_SETS)
         self._touch_lock = threading.Lock()
         self._positions = _SharedLock()
+
+    def entity(self, name: str) -> m.EntitySet:
+        """The entity set as this instance serves it, or the Domain API's 404 for an unknown one."""
+        found = self._entities.get(name)
+        return found if found is not None else m.entity_set(name)
+
+    def entities(self) -> tuple[m.EntitySet, ...]:
+        """Every entity set as served, in model order (what `$metadata` describes)."""
+        return tuple(self._entities.values())
+
+    def add_custom_property(self, entity_set: str, code: str) -> str:
+        """Add `CustomProperty_<code>` to an entity set, as an ERP.net administrator would.
+
+        From the next request on, `$metadata` declares it (type `Erp.CustomPropertyValue`) and
+        `$select` may name it; rows carry `{"Value", "ValueId", "Description"}` or null, a pure
+        function of the row and the code. Nothing else changes: it is not in the default selection.
+        Returns the property name; raises CustomPropertyError for an unknown set, a code that is
+        not an identifier, or a property the set already has.
+        """
+        entity = self._entities.get(entity_set)
+        if entity is None or entity_set not in self.tables:
+            raise CustomPropertyError(
+                "entity_set", f"unknown entity set {entity_set!r}; known: {', '.join(self._entities)}"
+            )
+        if not isinstance(code, str) or not code.isidentifier() or not code.isascii():
+            raise CustomPropertyError("code", f"code must be letters, digits and underscores, got {code!r}")
+        prop = m.custom_property(code)
+        if prop.name in entity.by_name:
+            raise CustomPropertyError("code", f"{entity_set} already has {prop.name}")
+        table = self.tables[entity_set]
+        with self._touch_lock:
+            table.fields = {**table.fields, prop.name: _custom_values(code)}
+            self._entities[entity_set] = m.EntitySet(
+                entity.name, entity.type_name, (*entity.properties, prop)
+            )
+            table.revision += 1
+        return prop.name
 
     def table(self, name: str) -> _Table:
         try:

@@ -376,7 +376,7 @@ class DomainService:
         join of cached bytes, with no row built inside a request. Returns the rows built; raises
         ``QueryError`` (its message names the problem) for an unknown set or property.
         """
-        entity = m.entity_set(entity_set)
+        entity = self.dataset.entity(entity_set)
         query = urlencode({"$select": select}) if select else ""
         with self.dataset.reading():
             projection = self._projection(entity, _parse_options(query))
@@ -396,7 +396,9 @@ class DomainService:
             return self._json(self._service_document(root))
         if path == "$metadata":
             return DomainResponse(
-                200, {"Content-Type": "application/xml", "OData-Version": "4.0"}, metadata_xml()
+                200,
+                {"Content-Type": "application/xml", "OData-Version": "4.0"},
+                metadata_xml(self.dataset.entities()),
             )
         match = _PATH.fullmatch(path)
         if match is None:
@@ -406,7 +408,7 @@ class DomainService:
                 code="NotFound",
                 error_type="Microsoft.OData.UriParser.ODataUnrecognizedPathException",
             )
-        entity = m.entity_set(match["set"])
+        entity = self.dataset.entity(match["set"])
         options = _parse_options(query)
         if match["key"] is not None:
             if match["count"]:

@@ -61,6 +61,12 @@ def _complex_types() -> list[str]:
         "</ComplexType>",
         # Dynamic properties are language codes: {"EN": "...", "BG": "..."}.
         '<ComplexType Name="MultilanguageString" OpenType="true"/>',
+        # The value of every CustomProperty_<code>.
+        '<ComplexType Name="CustomPropertyValue">',
+        _element("Property", Name="Value", Type="Edm.String"),
+        _element("Property", Name="ValueId", Type="Edm.Guid"),
+        _element("Property", Name="Description", Type=m.Kind.MULTILANG.value),
+        "</ComplexType>",
     ]
 
 
@@ -73,9 +79,9 @@ def _enum_types() -> list[str]:
     return lines
 
 
-def _container() -> list[str]:
+def _container(entities: tuple[m.EntitySet, ...]) -> list[str]:
     lines = ['<EntityContainer Name="Default">']
-    for entity in m.ENTITY_SETS.values():
+    for entity in entities:
         lines.append(f'<EntitySet Name="{entity.name}" EntityType="{entity.full_type_name}">')
         lines.extend(
             _element("NavigationPropertyBinding", Path=prop.name, Target=prop.target)
@@ -87,9 +93,13 @@ def _container() -> list[str]:
     return lines
 
 
+MODEL_ENTITIES = tuple(m.ENTITY_SETS.values())
+
+
 @cache
-def metadata_xml() -> bytes:
-    """The whole EDMX document (the model is static, so it is rendered once)."""
+def metadata_xml(entities: tuple[m.EntitySet, ...] = MODEL_ENTITIES) -> bytes:
+    """The whole EDMX document of these entity sets (the model's, plus any custom properties a
+    `Dataset` added); rendered once per distinct model."""
     lines = [
         '<?xml version="1.0" encoding="utf-8"?>',
         f'<edmx:Edmx Version="4.0" xmlns:edmx="{_EDMX_NS}">',
@@ -97,8 +107,8 @@ def metadata_xml() -> bytes:
         f'<Schema Namespace="{m.NAMESPACE}" xmlns="{_EDM_NS}">',
         *_enum_types(),
         *_complex_types(),
-        *(line for entity in m.ENTITY_SETS.values() for line in _entity_type(entity)),
-        *_container(),
+        *(line for entity in entities for line in _entity_type(entity)),
+        *_container(entities),
         "</Schema>",
         "</edmx:DataServices>",
         "</edmx:Edmx>",

@@ -68,6 +68,7 @@ class Kind(enum.Enum):
     ENUM = "enum"
     REFERENCE = "reference"
     CHILDREN = "children"
+    CUSTOM = "Erp.CustomPropertyValue"
 
 
 COMPLEX_VALUE_KINDS = frozenset({Kind.AMOUNT, Kind.QUANTITY})
@@ -331,6 +332,16 @@ _ENTITY_SETS = (
 )
 
 ENTITY_SETS: dict[str, EntitySet] = {s.name: s for s in _ENTITY_SETS}
+
+CUSTOM_PREFIX = "CustomProperty_"
+
+
+def custom_property(code: str) -> Property:
+    """`CustomProperty_<code>`, as an administrator adds it: returned only when selected by name
+    (or by `*`), and neither filterable nor sortable in the sandbox."""
+    return Property(
+        f"{CUSTOM_PREFIX}{code}", Kind.CUSTOM, default=False, filter_ops=frozenset(), sortable=False
+    )
 
 
 def entity_set(name: str) -> EntitySet:

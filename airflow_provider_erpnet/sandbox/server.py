@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_erpnet.sandbox.data import CreateError, DeleteError, TouchError
+from airflow_provider_erpnet.sandbox.data import CreateError, CustomPropertyError, DeleteError, TouchError
 from airflow_provider_erpnet.sandbox.faults import Fault, FaultInjector, check_count
 from airflow_provider_erpnet.sandbox.identity import Identity, InvalidToken, TokenError
 
@@ -164,6 +164,7 @@ class SandboxApp:
             "/admin/touch": {"POST": self._touch},
             "/admin/create": {"POST": self._create},
             "/admin/delete": {"POST": self._delete},
+            "/admin/custom-property": {"POST": self._custom_property},
         }
 
     def bind(self, base_url: str) -> None:
@@ -239,6 +240,10 @@ class SandboxApp:
         deleted = self.domain.dataset.delete(entity_set, ids)
         self.stats.rows_deleted(deleted)
         return deleted
+
+    def add_custom_property(self, entity_set: str, code: str) -> str:
+        """`Dataset.add_custom_property`; raises CustomPropertyError on bad input."""
+        return self.domain.dataset.add_custom_property(entity_set, code)
 
     def _domain_api(self, request: Request) -> Reply:
         self.stats.api_request()
@@ -372,6 +377,15 @@ class SandboxApp:
             return {"created": self.create(entity_set, count, None if at is None else _instant(at))}
 
         return _change_reply(request, '{"entity_set": "Crm_Sales_Customers", "count": 3}', apply)
+
+    def _custom_property(self, request: Request) -> Reply:
+        def apply(body: dict[str, Any]) -> dict[str, Any]:
+            entity_set = body.get("entity_set")
+            if not isinstance(entity_set, str):
+                raise CustomPropertyError("entity_set", "entity_set must be the name of an entity set")
+            return {"property": self.add_custom_property(entity_set, body.get("code"))}
+
+        return _change_reply(request, '{"entity_set": "Crm_Sales_Customers", "code": "Color"}', apply)
 
     def _get_stats(self, request: Request) -> Reply:
         return json_reply(200, self.stats.snapshot())
