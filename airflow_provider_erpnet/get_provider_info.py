@@ -33,6 +33,12 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {"integration-name": "ERP.net", "python-modules": ["airflow_provider_erpnet.operators.odata"]}
         ],
+        "sensors": [
+            {"integration-name": "ERP.net", "python-modules": ["airflow_provider_erpnet.sensors.erpnet"]}
+        ],
+        "triggers": [
+            {"integration-name": "ERP.net", "python-modules": ["airflow_provider_erpnet.triggers.erpnet"]}
+        ],
         "connection-types": [
             {
                 "connection-type": "erpnet",

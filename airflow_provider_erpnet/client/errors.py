@@ -59,6 +59,7 @@ class ErpNetApiError(ErpNetError):
         server_message: str | None = None,
         entity_set: str | None = None,
         url: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -67,6 +68,9 @@ class ErpNetApiError(ErpNetError):
         self.server_message = server_message
         self.entity_set = entity_set
         self.url = url
+        # Seconds the server's Retry-After asked for, when it throttled the last attempt: a caller
+        # that polls (the changes trigger) waits that long before asking again.
+        self.retry_after = retry_after
 
 
 class ErpNetIncompleteError(ErpNetError):

@@ -31,6 +31,7 @@ from .retry import (
     declared_length_mismatch,
     network_error,
     read_body,
+    retry_after_seconds,
 )
 from .settings import ErpNetSettings
 from .urls import host_of, origin, safe_url
@@ -194,7 +195,9 @@ class Transport:
             )
         except RetriesExhausted as exc:
             if isinstance(exc.last, RetryableStatus):
-                raise _api_error(exc.last.response, entity_set, url, attempts=exc.attempts) from None
+                raise _api_error(
+                    exc.last.response, entity_set, url, attempts=exc.attempts, now=self._clock.time()
+                ) from None
             raise network_error(exc, url, self.settings, service="Domain API", setting="api_url") from None
         except requests.RequestException as exc:
             raise network_error(exc, url, self.settings, service="Domain API", setting="api_url") from None
@@ -256,7 +259,12 @@ def _not_domain_api(url: str, response: requests.Response) -> ErpNetTransportErr
 
 
 def _api_error(
-    response: requests.Response, entity_set: str | None, url: str, *, attempts: int | None = None
+    response: requests.Response,
+    entity_set: str | None,
+    url: str,
+    *,
+    attempts: int | None = None,
+    now: float | None = None,
 ) -> ErpNetApiError:
     """Map a non-2xx answer to ErpNetApiError, reading either of ERP.net's error envelopes."""
     status = response.status_code
@@ -282,6 +290,9 @@ def _api_error(
         server_message=server_message,
         entity_set=entity_set,
         url=safe_url(url),
+        retry_after=None
+        if now is None
+        else retry_after_seconds(response.headers.get("Retry-After"), now=now),
     )
 
 

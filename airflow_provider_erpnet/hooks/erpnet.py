@@ -55,6 +55,12 @@ class ErpNetHook(BaseHook):
             self._client = _masked_client(self.get_settings())
         return self._client
 
+    def new_client(self, **overrides: Any) -> ErpNetClient:
+        """A separate client whose settings differ in ``overrides`` (e.g. ``max_attempts=1`` for a
+        poller that waits on its own schedule); tokens still come from the shared token cache.
+        The caller closes it."""
+        return _masked_client(replace(self.get_settings(), **overrides))
+
     def iter_pages(
         self,
         entity_set: str,

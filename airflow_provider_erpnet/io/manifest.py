@@ -47,9 +47,17 @@ class Manifest:
     server_count: int | None = None
     duplicates_removed: int = 0
     duration_seconds: float = 0.0
+    # Sections other producers add; left out of ``to_dict`` while None.
+    schema: dict[str, Any] | None = None  # the entity type's fingerprint (changes.schema)
+    reconciliation: dict[str, Any] | None = None  # Id reconciliation counts (changes.reconcile)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (str, int, float, None, lists, dicts)."""
+        sections = {
+            name: dict(value)
+            for name, value in (("schema", self.schema), ("reconciliation", self.reconciliation))
+            if value is not None
+        }
         return {
             "version": MANIFEST_VERSION,
             "entity_set": self.entity_set,
@@ -63,6 +71,7 @@ class Manifest:
             "server_count": self.server_count,
             "duplicates_removed": self.duplicates_removed,
             "duration_seconds": self.duration_seconds,
+            **sections,
         }
 
     @classmethod
@@ -87,7 +96,14 @@ class Manifest:
             server_count=data.get("server_count"),
             duplicates_removed=int(data.get("duplicates_removed", 0)),
             duration_seconds=float(data.get("duration_seconds", 0.0)),
+            schema=_section(data, "schema"),
+            reconciliation=_section(data, "reconciliation"),
         )
+
+
+def _section(data: dict[str, Any], name: str) -> dict[str, Any] | None:
+    value = data.get(name)
+    return dict(value) if isinstance(value, dict) else None
 
 
 def as_manifest(value: Manifest | dict[str, Any]) -> Manifest:

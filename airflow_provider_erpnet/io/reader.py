@@ -4,6 +4,11 @@
 ``convert``); ``read_table`` builds one Arrow table. Paths in the manifest are opened as local
 files, or through universal_pathlib when they are URLs; pass ``path_factory`` (for example
 Airflow's ``ObjectStoragePath``) when opening needs credentials from a connection.
+
+Both also take several manifests, e.g. the runs before and after a schema change
+(``on_schema_change="evolve"``): their files are read in the order given, with the union of their
+columns (first appearance order; a column whose type changed takes the latest manifest's type),
+a column a file lacks being null.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import gzip
 import io
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, BinaryIO
 
@@ -30,11 +35,73 @@ BATCH_ROWS = 1_000
 PathFactory = Callable[[str], Any]
 
 
-def iter_records(
-    manifest: Manifest | dict[str, Any], *, path_factory: PathFactory | None = None
-) -> Iterator[Row]:
+def iter_records(manifest: Manifests, *, path_factory: PathFactory | None = None) -> Iterator[Row]:
     """Every record of every file, in manifest order; memory stays at one batch."""
-    manifest = as_manifest(manifest)
+    manifests = _as_manifests(manifest)
+    if len(manifests) == 1:
+        yield from _records(manifests[0], path_factory)
+        return
+    names = [column.name for column in union_columns(manifests)]
+    for one in manifests:
+        for record in _records(one, path_factory):
+            yield {name: record.get(name) for name in names}
+
+
+def read_table(manifest: Manifests, *, path_factory: PathFactory | None = None) -> Any:
+    """All files as one ``pyarrow.Table`` with the columns' exact Arrow types."""
+    manifests = _as_manifests(manifest)
+    if len(manifests) == 1:
+        return _table(manifests[0], path_factory)
+    pa = require_pyarrow()
+    schema = arrow_schema(union_columns(manifests))
+    return pa.concat_tables([_conform(_table(one, path_factory), schema) for one in manifests])
+
+
+def union_columns(manifests: Sequence[Manifest]) -> list[Column]:
+    """Every column of the manifests, in order of first appearance; the latest definition wins."""
+    union: dict[str, Column] = {}
+    for manifest in manifests:
+        for column in manifest.columns:
+            union[column.name] = column
+    order = dict.fromkeys(column.name for manifest in manifests for column in manifest.columns)
+    return [union[name] for name in order]
+
+
+Manifests = Manifest | dict[str, Any] | Sequence[Manifest | dict[str, Any]]
+
+
+def _as_manifests(value: Manifests) -> list[Manifest]:
+    if isinstance(value, Manifest | dict):
+        return [as_manifest(value)]
+    manifests = [as_manifest(item) for item in value]
+    if not manifests:
+        raise ErpNetConfigError(
+            "Expected a Manifest, its dict form or a list of them, got list (empty); pass the extraction "
+            "task's XCom, or the XComs of several runs to read together."
+        )
+    return manifests
+
+
+def _conform(table: Any, schema: Any) -> Any:
+    """``table`` with ``schema``'s columns: missing ones null, retyped ones cast to the new type."""
+    pa = require_pyarrow()
+    arrays = []
+    for field in schema:
+        if field.name not in table.column_names:
+            arrays.append(pa.nulls(table.num_rows, field.type))
+            continue
+        column = table.column(field.name)
+        try:
+            arrays.append(column if column.type == field.type else column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+            raise ErpNetError(
+                f"Column {field.name!r} changed type from {column.type} to {field.type} and the older "
+                f"values do not convert ({error}); read the manifests separately."
+            ) from None
+    return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def _records(manifest: Manifest, path_factory: PathFactory | None) -> Iterator[Row]:
     read = _READERS.get(manifest.format)
     if read is None:
         raise ErpNetConfigError(f"Manifest format {manifest.format!r} is not one of {', '.join(_READERS)}.")
@@ -43,10 +110,8 @@ def iter_records(
             yield from read(stream, info.path, manifest.columns)
 
 
-def read_table(manifest: Manifest | dict[str, Any], *, path_factory: PathFactory | None = None) -> Any:
-    """All files as one ``pyarrow.Table`` with the columns' exact Arrow types."""
+def _table(manifest: Manifest, path_factory: PathFactory | None) -> Any:
     pa = require_pyarrow()
-    manifest = as_manifest(manifest)
     schema = arrow_schema(manifest.columns)
     if manifest.format == "parquet":
         tables = []
@@ -55,7 +120,7 @@ def read_table(manifest: Manifest | dict[str, Any], *, path_factory: PathFactory
                 tables.append(pa.parquet.read_table(stream, schema=schema))
         return pa.concat_tables(tables) if tables else schema.empty_table()
     batches = []
-    rows = iter_records(manifest, path_factory=path_factory)
+    rows = _records(manifest, path_factory)
     first_row = 1
     while chunk := list(itertools.islice(rows, BATCH_ROWS)):
         batches.append(rows_to_batch(manifest.columns, chunk, schema, first_row))

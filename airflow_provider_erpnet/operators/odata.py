@@ -18,6 +18,7 @@ from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE
 from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
 from airflow_provider_erpnet.io import FORMATS, Manifest
 from airflow_provider_erpnet.io.output import local_path
+from airflow_provider_erpnet.operators.change_windows import TriggeringChanges, wire_change_assets
 from airflow_provider_erpnet.operators.extraction import (
     CheckCount,
     ExtractionRequest,
@@ -61,7 +62,9 @@ class ErpNetODataOperator(BaseOperator):
         (``s3://aws_default@bucket/erpnet/{{ ds }}/customers.parquet``) (templated).
     :param output_format: ``parquet``, ``jsonl`` or ``csv``; default from the suffix.
     :param incremental_column: read only rows with this column in the run's data interval,
-        widened backwards by ``overlap`` (e.g. ``AggregateLastUpdateTimeUtc``).
+        widened backwards by ``overlap`` (e.g. ``AggregateLastUpdateTimeUtc``). A run triggered by
+        ``ErpNetChangesTrigger`` events of this entity set and column reads the events' window
+        instead (their ``from``..``to``, overlap included), see docs/change-detection.md.
     :param overlap: how far each window reaches back before ``data_interval_start``.
     :param check_count: compare rows written with ``$count``: True fails on a mismatch (nothing
         is committed), ``"warn"`` logs it, False skips the count.
@@ -69,7 +72,8 @@ class ErpNetODataOperator(BaseOperator):
     :param max_xcom_records: without ``output_path``, the most records the task may return.
 
     Unless ``outlets`` is given, a task with ``output_path`` updates the Asset
-    ``erpnet://<erpnet_conn_id>/<entity_set>`` (see ``erpnet_asset``).
+    ``erpnet://<erpnet_conn_id>/<entity_set>`` (see ``erpnet_asset``), except an Asset its DAG is
+    scheduled on and watches with ``ErpNetChangesTrigger``: that one becomes an inlet instead.
     """
 
     template_fields: Sequence[str] = ("entity_set", "filter", "select", "expand", "orderby", "output_path")
@@ -94,10 +98,12 @@ class ErpNetODataOperator(BaseOperator):
         max_xcom_records: int = 1000,
         **kwargs: Any,
     ) -> None:
-        if output_path is not None and "outlets" not in kwargs and not _templated(erpnet_conn_id, entity_set):
+        if output_path is not None and "outlets" not in kwargs and not templated(erpnet_conn_id, entity_set):
             kwargs["outlets"] = [erpnet_asset(erpnet_conn_id, entity_set)]
         super().__init__(**kwargs)
         _check_arguments(page_size, output_format, check_count, overlap, max_xcom_records, max_rows_per_file)
+        if incremental_column and not templated(entity_set):
+            wire_change_assets(self, entity_set)
         self.entity_set = entity_set
         self.erpnet_conn_id = erpnet_conn_id
         self.filter = filter
@@ -114,6 +120,7 @@ class ErpNetODataOperator(BaseOperator):
         self.max_xcom_records = max_xcom_records
 
     def execute(self, context: Context) -> dict[str, Any] | list[dict[str, Any]]:
+        changes = TriggeringChanges(context, self.entity_set, self.incremental_column or "")
         request = ExtractionRequest(
             entity_set=self.entity_set,
             filter=self.filter or None,
@@ -123,7 +130,11 @@ class ErpNetODataOperator(BaseOperator):
             page_size=self.page_size,
             incremental_column=self.incremental_column,
             window=(
-                window_from_context(context, self.incremental_column, self.overlap)
+                (
+                    changes.window()
+                    if changes
+                    else window_from_context(context, self.incremental_column, self.overlap)
+                )
                 if self.incremental_column
                 else None
             ),
@@ -133,17 +144,20 @@ class ErpNetODataOperator(BaseOperator):
         try:
             client = hook.get_conn()
             if self.output_path is None:
-                return extract_records(client, request, max_records=self.max_xcom_records, logger=self.log)
+                records = extract_records(client, request, max_records=self.max_xcom_records, logger=self.log)
+                changes.acknowledge(context, self.log)
+                return records
             manifest = run_extraction(
                 client,
                 request,
-                _target(self.output_path),
+                storage_target(self.output_path),
                 fmt=self.output_format,
                 max_rows_per_file=self.max_rows_per_file,
                 logger=self.log,
             )
         finally:
             hook.close()
+        changes.acknowledge(context, self.log)
         self._describe_asset_events(context, manifest)
         return manifest.to_dict()
 
@@ -156,12 +170,17 @@ class ErpNetODataOperator(BaseOperator):
             "paths": [info.path for info in manifest.files],
             "window": manifest.window,
         }
-        for outlet in self.outlets:
-            if isinstance(outlet, Asset):
-                context["outlet_events"][outlet].extra.update(extra)
+        describe_outlet_events(self, context, extra)
 
 
-def _target(
+def describe_outlet_events(task: BaseOperator, context: Context, extra: dict[str, Any]) -> None:
+    """Add ``extra`` to the event of each Asset the task updates."""
+    for outlet in task.outlets:
+        if isinstance(outlet, Asset):
+            context["outlet_events"][outlet].extra.update(extra)
+
+
+def storage_target(
     output_path: str | os.PathLike[str] | ObjectStoragePath,
 ) -> str | os.PathLike[str] | ObjectStoragePath:
     """URLs other than ``file:`` go through ObjectStoragePath, which resolves ``conn_id@bucket``."""
@@ -170,7 +189,8 @@ def _target(
     return output_path
 
 
-def _templated(*values: str) -> bool:
+def templated(*values: str) -> bool:
+    """Whether any value holds Jinja (known only when the task runs)."""
     return any("{{" in value or "{%" in value for value in values)
 
 
@@ -183,6 +203,16 @@ def _check_arguments(
     max_rows_per_file: int | None,
 ) -> None:
     """Fail at DAG parse time for arguments no run could use."""
+    check_output_arguments(page_size, output_format, check_count)
+    check_overlap(overlap)
+    if max_xcom_records < 0:
+        raise ErpNetConfigError(f"max_xcom_records must be >= 0, got {max_xcom_records}.")
+    if max_rows_per_file is not None and max_rows_per_file < 1:
+        raise ErpNetConfigError(f"max_rows_per_file must be >= 1, got {max_rows_per_file}.")
+
+
+def check_output_arguments(page_size: Any, output_format: str | None, check_count: Any) -> None:
+    """The checks every operator that reads pages into an output shares (at DAG parse time)."""
     if isinstance(page_size, bool) or not isinstance(page_size, int) or not 1 <= page_size <= MAX_PAGE_SIZE:
         raise ErpNetConfigError(
             f"page_size must be 1..{MAX_PAGE_SIZE} (ERP.net recommends 1000), got {page_size!r}."
@@ -193,8 +223,3 @@ def _check_arguments(
             f"output_path suffix; got {output_format!r}."
         )
     check_count_mode(check_count)
-    check_overlap(overlap)
-    if max_xcom_records < 0:
-        raise ErpNetConfigError(f"max_xcom_records must be >= 0, got {max_xcom_records}.")
-    if max_rows_per_file is not None and max_rows_per_file < 1:
-        raise ErpNetConfigError(f"max_rows_per_file must be >= 1, got {max_rows_per_file}.")
