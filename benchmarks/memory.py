@@ -29,14 +29,14 @@ ENTITY_SET = "Crm_Sales_Customers"
 TARGET_MB = 100.0
 
 
-def start_sandbox(scale: int) -> tuple[subprocess.Popen[str], str]:
+def start_sandbox(scale: int, warm: str = f"{ENTITY_SET}:default,Id") -> tuple[subprocess.Popen[str], str]:
     """The sandbox CLI on a free port; returns the process and its base URL once it is serving.
 
-    ``--warm`` builds the rows the extraction asks for (``default,Id``) before the runs, so the
-    rows/s printed measure the client, not the sandbox building rows.
+    ``--warm`` builds the rows the runs ask for (``default,Id`` of customers) before the runs, so
+    the rows/s printed measure the client, not the sandbox building rows.
     """
     command = [sys.executable, "-m", "airflow_provider_erpnet.sandbox", "--port", "0", "--scale", str(scale)]
-    command.append(f"--warm={ENTITY_SET}:default,Id")
+    command.append(f"--warm={warm}")
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     base_url = None
