@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetError
 from airflow_provider_erpnet.client.metadata import PropertyInfo, ServiceMetadata
+from airflow_provider_erpnet.io.manifest import Manifest, as_manifest
+from airflow_provider_erpnet.io.output import _storage_for, read_published_manifest
 
 OnSchemaChange = Literal["fail", "warn", "evolve"]
 MODES: tuple[OnSchemaChange, ...] = ("fail", "warn", "evolve")
@@ -142,3 +145,100 @@ def _label(described: Mapping[str, Any]) -> str:
     if "members" in described:
         text += " {" + ", ".join(f"{n}: {_label(m)}" for n, m in described["members"].items()) + "}"
     return text
+
+
+@dataclass(frozen=True)
+class Drift:
+    """The outcome of the check before an extraction: the manifest's ``schema`` section, what
+    changed, and (``evolve``) the property names to add to ``$select``."""
+
+    section: dict[str, Any]
+    change: SchemaChange
+    extra_select: tuple[str, ...] = ()
+
+
+def check_drift(
+    metadata: ServiceMetadata,
+    entity_set: str,
+    previous: Manifest | None,
+    *,
+    mode: OnSchemaChange,
+    selected: Sequence[str],
+    source: str,
+    logger: logging.Logger | logging.LoggerAdapter,
+) -> Drift:
+    """Compare the entity type with ``previous`` (a manifest of the same output, or a named one).
+
+    ``fail`` raises ``ErpNetSchemaChangeError``; ``warn`` logs; ``evolve`` logs and returns the
+    names to select: properties added since, and the previous run's selected names that still
+    exist (so a column an earlier evolve added stays). ``selected`` is this run's ``$select``.
+    """
+    current = fingerprint(metadata, entity_set)
+    section: dict[str, Any] = {**current, "on_schema_change": mode}
+    baseline = previous.schema if previous is not None else None
+    if not baseline or "properties" not in baseline:
+        if previous is not None:
+            logger.info(
+                "%s: %s has no schema fingerprint to compare with (an older run).", entity_set, source
+            )
+        return Drift(section, SchemaChange())
+    change = compare(baseline, current)
+    section["baseline_sha256"] = baseline.get("sha256")
+    what = f"{entity_set}: the entity type changed since the run that wrote {source}: {change.describe()}"
+    if change:
+        section["changes"] = change.to_dict()
+        if mode == "fail":
+            raise ErpNetSchemaChangeError(
+                f"{what}. Nothing was read or written (on_schema_change='fail', the default for Parquet). "
+                "To accept the new schema, run once with on_schema_change='evolve' (added properties "
+                "become columns) or 'warn'; the manifest that run writes is the next baseline.",
+                change,
+            )
+        if mode == "warn":
+            logger.warning("%s. Extracting the columns the selection gives (on_schema_change='warn').", what)
+    if mode != "evolve" or previous is None:
+        return Drift(section, change)
+    # Evolve keeps the output in step: what was added since, and what the last run selected.
+    properties = current["properties"]
+    wanted = [*change.added, *previous.query.get("select", "").split(",")]
+    extra = tuple(
+        name
+        for name in dict.fromkeys(wanted)
+        if name in properties and name not in selected and not _is_collection_navigation(properties[name])
+    )
+    if change:
+        added = f"adding column(s) {', '.join(extra)}" if extra else "no column to add"
+        logger.warning("%s. on_schema_change='evolve': %s.", what, added)
+    return Drift(section, change, extra)
+
+
+def _is_collection_navigation(described: Mapping[str, Any]) -> bool:
+    """Collections of entities come through ``$expand``, never ``$select``."""
+    return bool(described.get("navigation") and described.get("collection"))
+
+
+def load_baseline(
+    target: Any, baseline: Any, logger: logging.Logger | logging.LoggerAdapter
+) -> tuple[Manifest | None, str]:
+    """The manifest to compare with, and how to name it in messages.
+
+    ``baseline`` None: the manifest published beside ``target`` by its last run (a damaged one is
+    logged and skipped: the next commit replaces it). Otherwise a ``Manifest``, its dict (an XCom),
+    or the path or URL of a manifest file.
+    """
+    if baseline is None:
+        try:
+            return read_published_manifest(target), "the previous manifest at this output"
+        except ErpNetError as error:
+            logger.warning("Not comparing schemas: %s", error)
+            return None, "the previous manifest at this output"
+    if isinstance(baseline, Manifest | dict):
+        return as_manifest(baseline), "the schema_baseline manifest"
+    storage, final = _storage_for(baseline)
+    try:
+        return Manifest.from_dict(json.loads(storage.read(final))), str(final)
+    except (OSError, ValueError, TypeError) as error:
+        raise ErpNetConfigError(
+            f"schema_baseline {str(final)!r} is not a readable manifest file ({error}); name the "
+            "_<output name>.manifest.json an earlier run published, or pass its XCom."
+        ) from None

@@ -26,10 +26,16 @@ import os
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any, Literal
 
+from airflow_provider_erpnet.changes.schema import (
+    OnSchemaChange,
+    check_drift,
+    load_baseline,
+    schema_change_mode,
+)
 from airflow_provider_erpnet.client.client import ErpNetClient
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
 from airflow_provider_erpnet.client.jsonutil import loads
@@ -152,19 +158,36 @@ def run_extraction(
     *,
     fmt: str | None = None,
     max_rows_per_file: int | None = None,
+    on_schema_change: OnSchemaChange | None = None,
+    schema_baseline: Any = None,
     logger: logging.Logger | logging.LoggerAdapter = log,
 ) -> Manifest:
     """Stream the query into committed file(s) at ``target`` and describe them in a manifest.
 
     Nothing appears at ``target`` unless every page was read, deduplicated and (by default)
     matched ``$count``. Temporary files a killed earlier attempt left beside a local target are
-    removed first.
+    removed first. The entity type's fingerprint goes into the manifest and is compared with the
+    previous manifest at ``target`` (or ``schema_baseline``) first; see ``changes.schema``.
     """
     started = time.monotonic()
     retries = client.transport.retries
     output = _Output(target, fmt, max_rows_per_file, client.metadata())
     # Check names, target, format, pyarrow and that the directory is writable before any page is read.
-    output.writer(output.columns(request, [], logger)).abort()
+    checked = output.writer(output.columns(request, [], logger))
+    checked.abort()
+    previous, source = load_baseline(target, schema_baseline, logger)
+    drift = check_drift(
+        output.metadata,
+        request.entity_set,
+        previous,
+        mode=schema_change_mode(on_schema_change, checked.format),
+        selected=request.full_select,
+        source=source,
+        logger=logger,
+    )
+    if drift.extra_select:
+        request = replace(request, select=(*request.full_select, *drift.extra_select))
+    output = replace(output, schema=drift.section)
     remove_stale_temps(target, fmt, before=time.time(), logger=logger)
     expected = _checked_count(client, request)
     try:
@@ -266,6 +289,7 @@ class _Output:
     fmt: str | None
     max_rows_per_file: int | None
     metadata: ServiceMetadata
+    schema: dict[str, Any] | None = None  # the manifest's schema section (changes.schema)
 
     def columns(
         self,
@@ -354,6 +378,7 @@ def _extract_once(
                     server_count=server_count,
                     duplicates_removed=deduper.rows - writer.rows,
                     duration_seconds=round(time.monotonic() - started, 3),
+                    schema=output.schema,
                 )
 
             writer.commit(describe)

@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
+from airflow_provider_erpnet.changes.schema import OnSchemaChange, schema_change_mode
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE
 from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
@@ -70,13 +71,28 @@ class ErpNetODataOperator(BaseOperator):
         is committed), ``"warn"`` logs it, False skips the count.
     :param max_rows_per_file: split the output into numbered part files of at most this many rows.
     :param max_xcom_records: without ``output_path``, the most records the task may return.
+    :param on_schema_change: what to do when the entity type in ``$metadata`` differs from the one
+        the previous manifest at ``output_path`` recorded: ``"fail"`` (default for Parquet),
+        ``"warn"`` (default for JSON Lines and CSV) or ``"evolve"`` (added properties become
+        columns); see docs/change-detection.md.
+    :param schema_baseline: compare with this manifest instead (its XCom, or the path or URL of a
+        ``_<name>.manifest.json``, templated): for outputs named per run, e.g.
+        ``"/data/orders/_{{ prev_ds }}.parquet.manifest.json"``.
 
     Unless ``outlets`` is given, a task with ``output_path`` updates the Asset
     ``erpnet://<erpnet_conn_id>/<entity_set>`` (see ``erpnet_asset``), except an Asset its DAG is
     scheduled on and watches with ``ErpNetChangesTrigger``: that one becomes an inlet instead.
     """
 
-    template_fields: Sequence[str] = ("entity_set", "filter", "select", "expand", "orderby", "output_path")
+    template_fields: Sequence[str] = (
+        "entity_set",
+        "filter",
+        "select",
+        "expand",
+        "orderby",
+        "output_path",
+        "schema_baseline",
+    )
     ui_color = "#d9ecf2"
 
     def __init__(
@@ -96,6 +112,8 @@ class ErpNetODataOperator(BaseOperator):
         check_count: CheckCount = True,
         max_rows_per_file: int | None = None,
         max_xcom_records: int = 1000,
+        on_schema_change: OnSchemaChange | None = None,
+        schema_baseline: Any = None,
         **kwargs: Any,
     ) -> None:
         if output_path is not None and "outlets" not in kwargs and not templated(erpnet_conn_id, entity_set):
@@ -118,6 +136,10 @@ class ErpNetODataOperator(BaseOperator):
         self.check_count = check_count
         self.max_rows_per_file = max_rows_per_file
         self.max_xcom_records = max_xcom_records
+        if on_schema_change is not None:
+            schema_change_mode(on_schema_change, "")  # an unknown mode fails when the DAG is parsed
+        self.on_schema_change = on_schema_change
+        self.schema_baseline = schema_baseline
 
     def execute(self, context: Context) -> dict[str, Any] | list[dict[str, Any]]:
         changes = TriggeringChanges(context, self.entity_set, self.incremental_column or "")
@@ -153,6 +175,8 @@ class ErpNetODataOperator(BaseOperator):
                 storage_target(self.output_path),
                 fmt=self.output_format,
                 max_rows_per_file=self.max_rows_per_file,
+                on_schema_change=self.on_schema_change,
+                schema_baseline=self.schema_baseline,
                 logger=self.log,
             )
         finally:
