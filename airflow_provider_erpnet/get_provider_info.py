@@ -31,7 +31,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": "ERP.net", "python-modules": ["airflow_provider_erpnet.hooks.erpnet"]}
         ],
         "operators": [
-            {"integration-name": "ERP.net", "python-modules": ["airflow_provider_erpnet.operators.odata"]}
+            {
+                "integration-name": "ERP.net",
+                "python-modules": [
+                    "airflow_provider_erpnet.operators.odata",
+                    "airflow_provider_erpnet.operators.reconcile",
+                ],
+            }
         ],
         "sensors": [
             {"integration-name": "ERP.net", "python-modules": ["airflow_provider_erpnet.sensors.erpnet"]}

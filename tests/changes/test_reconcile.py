@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import random
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -19,6 +21,7 @@ from airflow_provider_erpnet.client import ErpNetClient, ErpNetSettings
 from airflow_provider_erpnet.client.errors import ErpNetIncompleteError
 from airflow_provider_erpnet.io import iter_records, read_table
 from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Sandbox
+from tests.conftest import AIRFLOW_BIN
 
 C = "Crm_Sales_Customers"
 SO = "Crm_Sales_SalesOrders"
@@ -164,3 +167,27 @@ def test_state_and_tombstones_on_object_storage(sandbox: Sandbox, client: ErpNet
         "/lake/state/customers.ids",
     ]
     fs.store.clear()
+
+
+def test_the_operator_in_a_dag_run_writes_the_deleted_ids(
+    airflow_db: Path, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    gone = [row["Id"] for row in sandbox.dataset.rows(C)[200:205]]
+    env = {
+        **os.environ,
+        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).parent / "dags"),
+        "AIRFLOW_CONN_ERPNET_DEFAULT": sandbox.connection_json(),
+        "ERPNET_TEST_OUT": str(tmp_path),
+        "ERPNET_TEST_DELETE": json.dumps(gone),
+    }
+    result = subprocess.run(
+        [AIRFLOW_BIN, "dags", "test", "erpnet_test_reconcile"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    second = json.loads((tmp_path / "second.json").read_text())
+    assert [record["Id"] for record in iter_records(second)] == sorted(gone)
+    assert second["reconciliation"]["ids_before"] == 5000 and second["reconciliation"]["deleted"] == 5
