@@ -57,10 +57,9 @@ def wire_change_assets(task: BaseOperator, entity_set: str) -> None:
 
 
 class TriggeringChanges:
-    """The change events of ``entity_set`` on ``column`` among the run's triggering Asset events."""
+    """The change events of ``entity_set`` (on ``column``, or any) among the run's triggering events."""
 
-    def __init__(self, context: Mapping[str, Any], entity_set: str, column: str) -> None:
-        self.column = column
+    def __init__(self, context: Mapping[str, Any], entity_set: str, column: str | None) -> None:
         self.by_asset: list[tuple[Any, ChangeEvent]] = list(_events(context, entity_set, column))
 
     def __bool__(self) -> bool:
@@ -72,13 +71,13 @@ class TriggeringChanges:
     def acknowledge(self, context: Mapping[str, Any], logger: logging.Logger | logging.LoggerAdapter) -> None:
         """Move each watched Asset's starting point past the newest row of the committed window."""
         stores = context.get("asset_state_store")
-        key = state_key(self.column)
-        newest: dict[str, tuple[Any, int]] = {}
+        newest: dict[tuple[str, str], tuple[Any, int]] = {}
         for asset, event in self.by_asset:
-            current = newest.get(asset.uri)
+            current = newest.get((asset.uri, event.column))
             if current is None or event.next_since > current[1]:
-                newest[asset.uri] = (asset, event.next_since)
-        for asset, next_since in newest.values():
+                newest[asset.uri, event.column] = (asset, event.next_since)
+        for (_, column), (asset, next_since) in newest.items():
+            key = state_key(column)
             try:
                 store = stores[Asset(name=asset.name, uri=asset.uri)]
             except (KeyError, TypeError):
@@ -102,14 +101,14 @@ class TriggeringChanges:
             )
 
 
-def _events(context: Mapping[str, Any], entity_set: str, column: str) -> Iterator[tuple[Any, ChangeEvent]]:
+def _events(
+    context: Mapping[str, Any], entity_set: str, column: str | None
+) -> Iterator[tuple[Any, ChangeEvent]]:
     triggering = context.get("triggering_asset_events") or {}
     for asset, events in triggering.items():
         for event in events:
             payload = (getattr(event, "extra", None) or {}).get("payload")
-            if (
-                is_change_payload(payload)
-                and payload["entity_set"] == entity_set
-                and payload["column"] == column
-            ):
+            if not is_change_payload(payload) or payload["entity_set"] != entity_set:
+                continue
+            if column is None or payload["column"] == column:
                 yield asset, ChangeEvent.from_payload(payload)

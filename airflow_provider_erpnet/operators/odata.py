@@ -120,7 +120,7 @@ class ErpNetODataOperator(BaseOperator):
             kwargs["outlets"] = [erpnet_asset(erpnet_conn_id, entity_set)]
         super().__init__(**kwargs)
         _check_arguments(page_size, output_format, check_count, overlap, max_xcom_records, max_rows_per_file)
-        if incremental_column and not templated(entity_set):
+        if not templated(entity_set):
             wire_change_assets(self, entity_set)
         self.entity_set = entity_set
         self.erpnet_conn_id = erpnet_conn_id
@@ -142,7 +142,7 @@ class ErpNetODataOperator(BaseOperator):
         self.schema_baseline = schema_baseline
 
     def execute(self, context: Context) -> dict[str, Any] | list[dict[str, Any]]:
-        changes = TriggeringChanges(context, self.entity_set, self.incremental_column or "")
+        changes = TriggeringChanges(context, self.entity_set, self.incremental_column)
         request = ExtractionRequest(
             entity_set=self.entity_set,
             filter=self.filter or None,
