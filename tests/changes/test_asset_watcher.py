@@ -9,6 +9,7 @@ orders change while none runs, and a new triggerer must report them: the restart
 
 from __future__ import annotations
 
+import ctypes
 import datetime as dt
 import json
 import os
@@ -38,6 +39,11 @@ UTC = dt.timezone.utc
 RUN_HELPER = Path(__file__).with_name("asset_triggered_run.py")
 
 
+def _stop_with_parent() -> None:
+    """Linux: the triggerer gets SIGTERM when the test process dies, even by SIGKILL."""
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class Triggerer:
     """``airflow triggerer`` in the background (no log server, so it binds no port)."""
 
@@ -49,6 +55,7 @@ class Triggerer:
                 env=env,
                 stdout=sink,
                 stderr=subprocess.STDOUT,
+                preexec_fn=_stop_with_parent,
             )
 
     def stop(self) -> None:
