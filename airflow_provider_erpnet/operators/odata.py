@@ -182,23 +182,19 @@ class ErpNetODataOperator(BaseOperator):
         finally:
             hook.close()
         changes.acknowledge(context, self.log)
-        self._describe_asset_events(context, manifest)
+        describe_outlet_events(self, context, manifest, window=manifest.window)
         return manifest.to_dict()
 
-    def _describe_asset_events(self, context: Context, manifest: Manifest) -> None:
-        """Attach where the rows went to each Asset event, for Asset-scheduled consumers."""
-        extra = {
-            "entity_set": manifest.entity_set,
-            "format": manifest.format,
-            "rows": manifest.rows,
-            "paths": [info.path for info in manifest.files],
-            "window": manifest.window,
-        }
-        describe_outlet_events(self, context, extra)
 
-
-def describe_outlet_events(task: BaseOperator, context: Context, extra: dict[str, Any]) -> None:
-    """Add ``extra`` to the event of each Asset the task updates."""
+def describe_outlet_events(task: BaseOperator, context: Context, manifest: Manifest, **more: Any) -> None:
+    """Attach where the rows went (and ``more``) to each Asset event, for Asset-scheduled consumers."""
+    extra = {
+        "entity_set": manifest.entity_set,
+        "format": manifest.format,
+        "rows": manifest.rows,
+        "paths": [info.path for info in manifest.files],
+        **more,
+    }
     for outlet in task.outlets:
         if isinstance(outlet, Asset):
             context["outlet_events"][outlet].extra.update(extra)

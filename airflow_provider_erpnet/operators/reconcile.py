@@ -95,12 +95,5 @@ class ErpNetReconcileOperator(BaseOperator):
             )
         finally:
             hook.close()
-        extra = {
-            "entity_set": manifest.entity_set,
-            "format": manifest.format,
-            "rows": manifest.rows,
-            "paths": [info.path for info in manifest.files],
-            "reconciliation": manifest.reconciliation,
-        }
-        describe_outlet_events(self, context, extra)
+        describe_outlet_events(self, context, manifest, reconciliation=manifest.reconciliation)
         return manifest.to_dict()
