@@ -50,6 +50,8 @@ def _assets_in(condition: Any) -> Iterator[Asset]:
 
 def wire_change_assets(task: BaseOperator, entity_set: str) -> None:
     """Make each watched Asset of ``entity_set`` an inlet of ``task`` and drop it from its outlets."""
+    if not task.has_dag():  # an operator made outside a DAG has no schedule to look at
+        return
     for asset in watched_assets(task.dag, entity_set):
         task.outlets = [o for o in task.outlets if not (isinstance(o, Asset) and o.uri == asset.uri)]
         if not any(isinstance(i, Asset) and i.uri == asset.uri for i in task.inlets):

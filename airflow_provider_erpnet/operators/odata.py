@@ -84,15 +84,7 @@ class ErpNetODataOperator(BaseOperator):
     scheduled on and watches with ``ErpNetChangesTrigger``: that one becomes an inlet instead.
     """
 
-    template_fields: Sequence[str] = (
-        "entity_set",
-        "filter",
-        "select",
-        "expand",
-        "orderby",
-        "output_path",
-        "schema_baseline",
-    )
+    template_fields: Sequence[str] = ("entity_set", "filter", "select", "expand", "orderby", "output_path")
     ui_color = "#d9ecf2"
 
     def __init__(
@@ -176,7 +168,8 @@ class ErpNetODataOperator(BaseOperator):
                 fmt=self.output_format,
                 max_rows_per_file=self.max_rows_per_file,
                 on_schema_change=self.on_schema_change,
-                schema_baseline=self.schema_baseline,
+                # Rendered here rather than listed in template_fields: it may also be a manifest dict.
+                schema_baseline=self.render_template(self.schema_baseline, context),
                 logger=self.log,
             )
         finally:
