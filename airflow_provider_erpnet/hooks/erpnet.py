@@ -7,7 +7,7 @@ connection, registers secrets with Airflow's masker and delegates.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 from uuid import UUID
@@ -65,6 +65,7 @@ class ErpNetHook(BaseHook):
         orderby: str | None = None,
         page_size: int | None = None,
         params: Mapping[str, str] | None = None,
+        decode: Callable[[bytes], Any] | None = None,
     ) -> Iterator[Page]:
         """Stream pages of ``entity_set``; the options are those of ``ErpNetClient.iter_pages``."""
         return self.get_conn().iter_pages(
@@ -75,6 +76,7 @@ class ErpNetHook(BaseHook):
             orderby=orderby,
             page_size=page_size,
             params=params,
+            decode=decode,
         )
 
     def iter_records(
