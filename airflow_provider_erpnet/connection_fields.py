@@ -74,6 +74,24 @@ EXTRA_FIELDS: dict[str, dict[str, Any]] = {
         "/airflow-provider-erpnet/tokens.",
         "schema": {"type": ["string", "null"]},
     },
+    "max_response_mb": {
+        "label": "Largest answer (MiB)",
+        "description": "The most one answer may hold once decompressed; a larger one fails the request "
+        "instead of filling the worker's memory. A 1000-row page is a few MiB.",
+        "schema": {"type": ["number", "null"], "default": 256, "minimum": 1},
+    },
+    "response_timeout": {
+        "label": "Response deadline (seconds)",
+        "description": "The longest one answer may take, from sending the request to its last byte, "
+        "however steadily the server trickles it (read timeout applies to each read).",
+        "schema": {"type": ["number", "null"], "default": 600, "minimum": 1},
+    },
+    "allow_plain_http": {
+        "label": "Allow plain http to other hosts",
+        "description": "Send the client secret and tokens over unencrypted http to a host other than this "
+        "machine. Only for test instances on a network you trust.",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
 }
 
 # Extra names of earlier releases -> today's name. Old connections keep working, with a warning.

@@ -16,12 +16,16 @@ from .metadata import ServiceMetadata, parse_metadata, unknown_entity_set_messag
 from .odata import ODataQuery, Page, check_entity_set, iter_pages, normalise_select
 from .settings import ErpNetSettings
 from .transport import Transport
+from .urls import safe_url
 
 log = logging.getLogger(__name__)
 
 # Statuses with which a server that lacks the ``/$count`` path segment may refuse it.
 _COUNT_SEGMENT_REFUSED = frozenset({400, 404, 405, 501})
-_DIGITS = re.compile(r"[0-9]+")
+# ERP.net counts rows in a database; 18 digits is more than any table holds, and a longer "count"
+# (100,000 digits, say) is an answer to refuse, not to convert.
+MAX_COUNT_DIGITS = 18
+_DIGITS = re.compile(rf"[0-9]{{1,{MAX_COUNT_DIGITS}}}")
 
 
 class ErpNetClient:
@@ -50,12 +54,15 @@ class ErpNetClient:
         page_size: int | None = None,
         params: Mapping[str, str] | None = None,
         decode: Callable[[bytes], Any] | None = None,
+        expected_rows: int | None = None,
     ) -> Iterator[Page]:
         """Stream the pages of an entity set; options are checked now, requests start on iteration.
 
         ``decode`` turns each page body into a dict or an object with ``value`` and ``next_link``
         (``io.pagecodec.PageCodec.decode``); the extraction passes one that switches to its page
         codec once page 1 decided the columns. Default: JSON with ``Decimal`` for non-integers.
+        ``expected_rows``: the count the caller got for the same filter, if any; paging stops with an
+        error when the server sends well beyond it (see ``odata.PageGuard``).
         """
         query = ODataQuery(
             entity_set=entity_set,
@@ -71,7 +78,7 @@ class ErpNetClient:
             with self._explain_unknown_set(entity_set):
                 return self.transport.get_json(url, page_params, entity_set=entity_set, decode=decode)
 
-        return iter_pages(fetch_json, self.api_url, query)
+        return iter_pages(fetch_json, self.api_url, query, expected=expected_rows)
 
     def iter_records(
         self,
@@ -177,9 +184,12 @@ class ErpNetClient:
     def _count_inline(self, url: str, params: Mapping[str, str], entity_set: str) -> int:
         body = self.transport.get_json(url, {**params, "$count": "true", "$top": "0"}, entity_set=entity_set)
         total = body.get("@odata.count") if isinstance(body, dict) else None
-        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        if isinstance(total, bool) or not isinstance(total, int) or not 0 <= total < 10**MAX_COUNT_DIGITS:
             raise ErpNetTransportError(
-                f"{entity_set}?$count=true answered without a valid @odata.count.", url=url
+                f"{entity_set}?$count=true answered without a valid @odata.count (a number of at most "
+                f"{MAX_COUNT_DIGITS} digits); check that api_url points at ERP.net's Domain API.",
+                url=safe_url(url),
+                setting="api_url",
             )
         return total
 
@@ -212,7 +222,12 @@ class ErpNetClient:
 
 
 def _parse_count(body: bytes, url: str) -> int:
-    digits = body.decode("utf-8-sig", errors="replace").strip()
+    digits = body[:100].decode("utf-8-sig", errors="replace").strip()
     if not _DIGITS.fullmatch(digits):
-        raise ErpNetTransportError(f"{url}/$count did not answer with a number.", url=f"{url}/$count")
+        raise ErpNetTransportError(
+            f"{safe_url(url)}/$count did not answer with a number (a count of at most {MAX_COUNT_DIGITS} "
+            "digits); check that api_url points at ERP.net's Domain API.",
+            url=safe_url(f"{url}/$count"),
+            setting="api_url",
+        )
     return int(digits)

@@ -208,7 +208,7 @@ def extract_records(
     progress = Progress(logger, request.entity_set, expected=expected)
     deduper = Deduper(request.incremental_column)
     records: list[dict[str, Any]] = []
-    with closing(_pages(client, request, progress)) as pages:
+    with closing(_pages(client, request, progress, expected)) as pages:
         for page in pages:
             deduper.observe(page)
             records.extend(page)
@@ -324,7 +324,7 @@ def _extract_once(
     progress = Progress(logger, request.entity_set, expected=expected)
     deduper = Deduper(request.incremental_column)
     decoding = _Decoding()
-    pages = _pages(client, request, progress, decoding.decode)
+    pages = _pages(client, request, progress, expected, decoding.decode)
     ahead: Prefetcher[list[dict[str, Any]]] | None = None
     try:
         first = next((records for records in pages if records), [])
@@ -387,9 +387,12 @@ def _pages(
     client: ErpNetClient,
     request: ExtractionRequest,
     progress: Progress,
+    expected: int | None,
     decode: Callable[[bytes], Any] | None = None,
 ) -> Generator[list[dict[str, Any]], None, None]:
-    for page in client.iter_pages(request.entity_set, **request.query_options(), decode=decode):
+    """The query's pages; ``expected`` ($count, when known) bounds how far paging may run."""
+    options = request.query_options()
+    for page in client.iter_pages(request.entity_set, **options, decode=decode, expected_rows=expected):
         progress.page(len(page.records))
         yield page.records
 

@@ -225,7 +225,9 @@ def _api_echo(server: HostileServer, foreign: HostileServer) -> dict[str, Route]
 
 
 def _retry_after(value: str) -> Routes:
-    answer = json_answer({"error": {"code": "TooMany", "message": "slow down"}}, 429, headers={"Retry-After": value})
+    answer = json_answer(
+        {"error": {"code": "TooMany", "message": "slow down"}}, 429, headers={"Retry-After": value}
+    )
     return _page(_same(answer))
 
 
@@ -274,14 +276,18 @@ CASES: list[Case] = [
     Case(
         "next link with a backslash before @",
         "1",
-        _first_page_then(lambda s, f: f"http://127.0.0.1:{f.port}\\@127.0.0.1:{s.port}{API}Things?$skiptoken=2"),
+        _first_page_then(
+            lambda s, f: f"http://127.0.0.1:{f.port}\\@127.0.0.1:{s.port}{API}Things?$skiptoken=2"
+        ),
         ErpNetConfigError,
         ("backslash", "api_url"),
     ),
     Case(
         "next link with userinfo naming the API host",
         "1",
-        _first_page_then(lambda s, f: f"http://127.0.0.1:{s.port}@127.0.0.1:{f.port}{API}Things?$skiptoken=2"),
+        _first_page_then(
+            lambda s, f: f"http://127.0.0.1:{s.port}@127.0.0.1:{f.port}{API}Things?$skiptoken=2"
+        ),
         ErpNetConfigError,
         ("api_url",),
     ),
@@ -558,7 +564,9 @@ CASES: list[Case] = [
         "token answer trickled one byte at a time",
         "12",
         lambda server, foreign: {
-            TOKEN: lambda seen: Answer(body=json.dumps({"access_token": "t", "expires_in": 60}).encode(), trickle=0.2)
+            TOKEN: lambda seen: Answer(
+                body=json.dumps({"access_token": "t", "expires_in": 60}).encode(), trickle=0.2
+            )
         },
         ErpNetTransportError,
         ("response_timeout",),
@@ -672,7 +680,9 @@ CASES: list[Case] = [
     Case(
         "$metadata with 5,000 chained base types",
         "also",
-        lambda server, foreign: {METADATA: _same(Answer(body=_deep_base_types(5000), content_type="application/xml"))},
+        lambda server, foreign: {
+            METADATA: _same(Answer(body=_deep_base_types(5000), content_type="application/xml"))
+        },
         ErpNetTransportError,
         ("$metadata",),
     ),

@@ -159,7 +159,9 @@ class HostileServer:
         if key == f"GET {DISCOVERY}":
             return json_answer({"issuer": f"{self.url}/id", "token_endpoint": f"{self.url}{TOKEN_PATH}"})
         if key == f"POST {TOKEN_PATH}":
-            return json_answer({"access_token": self.access_token, "expires_in": 3600, "token_type": "Bearer"})
+            return json_answer(
+                {"access_token": self.access_token, "expires_in": 3600, "token_type": "Bearer"}
+            )
         if seen.path.startswith(API) and seen.headers.get("Authorization") != f"Bearer {self.access_token}":
             return json_answer({"error": {"code": "Unauthorized", "message": "no valid token"}}, 401)
         if key == f"GET {API}$metadata":
@@ -214,7 +216,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         parts = urlsplit(self.path)
-        seen = Seen(self.command, parts.path, parts.query, dict(self.headers.items()), self.rfile.read(length))
+        seen = Seen(
+            self.command, parts.path, parts.query, dict(self.headers.items()), self.rfile.read(length)
+        )
         self._send(self.server.owner.answer(seen))
 
     do_GET = do_POST = _serve

@@ -101,7 +101,8 @@ def run_case(case: Case, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> di
 
 
 @pytest.mark.parametrize(
-    "case", [pytest.param(case, id=case.name, marks=pytest.mark.timeout(case.bound * 4)) for case in ALL_CASES]
+    "case",
+    [pytest.param(case, id=case.name, marks=pytest.mark.timeout(case.bound * 4)) for case in ALL_CASES],
 )
 def test_hostile_case(
     case: Case, tmp_path: Path, caplog: pytest.LogCaptureFixture, hostile_results: list[dict[str, Any]]
@@ -122,7 +123,9 @@ def test_hostile_case(
     result["passed"] = bool(
         expected and one_line and result["bounded"] and not result["partial_files"] and not result["leaks"]
     )
-    hostile_results.append({key: value for key, value in result.items() if key not in ("error", "leak_detail")})
+    hostile_results.append(
+        {key: value for key, value in result.items() if key not in ("error", "leak_detail")}
+    )
 
     assert result["bounded"], f"took {result['seconds']:.1f} s, bound {case.bound} s"
     assert result["leak_detail"] == []
