@@ -12,9 +12,12 @@ See docs/sandbox.md for the command line, the default trusted apps and the admin
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,7 @@ from airflow_provider_erpnet.sandbox.server import SandboxApp, SandboxHTTPServer
 
 if TYPE_CHECKING:
     from airflow_provider_erpnet.sandbox.data import Dataset
+    from airflow_provider_erpnet.sandbox.tls import Certificates
 
 __all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_SECRET", "Sandbox", "TrustedApp"]
 
@@ -35,6 +39,8 @@ class Sandbox:
     ``apps`` are added to the default trusted apps (same ApplicationUri replaces a default).
     ``clock`` dates the tokens the identity server issues and checks (tests pass a
     ``ManualClock`` to expire tokens without waiting).
+    ``tls=True`` serves HTTPS with a certificate from a throwaway CA; a client trusts it through
+    :attr:`ca_bundle` (the connection's ``ca_bundle`` extra).
     """
 
     def __init__(
@@ -55,6 +61,7 @@ class Sandbox:
         apps: Sequence[TrustedApp] | None = None,
         verbose: bool = False,
         clock: Clock = SYSTEM_CLOCK,
+        tls: bool = False,
     ) -> None:
         # Imported here so that importing the package (identity, faults) stays light.
         from airflow_provider_erpnet.sandbox.data import Dataset
@@ -82,6 +89,8 @@ class Sandbox:
         self._domain = domain
         self._port = port
         self._verbose = verbose
+        self._tls = tls
+        self._certificates: Certificates | None = None
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -90,7 +99,13 @@ class Sandbox:
         if self._server is not None:
             raise RuntimeError("the sandbox is already running; stop() it before starting it again")
         self._app.stopping.clear()
-        server = SandboxHTTPServer(self._port, self._app, verbose=self._verbose)
+        context = None
+        if self._tls:
+            from airflow_provider_erpnet.sandbox.tls import self_signed  # cryptography: only when asked
+
+            self._certificates = self_signed(Path(tempfile.mkdtemp(prefix="erpnet-sandbox-tls-")))
+            context = self._certificates.server_context()
+        server = SandboxHTTPServer(self._port, self._app, verbose=self._verbose, tls=context)
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -113,6 +128,9 @@ class Sandbox:
         thread.join()
         self._domain.close()
         self._server = self._thread = None
+        if self._certificates is not None:
+            shutil.rmtree(self._certificates.ca_bundle.parent, ignore_errors=True)
+            self._certificates = None
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -138,6 +156,13 @@ class Sandbox:
         if self._server is None:
             raise RuntimeError("the sandbox is not running: call start() or use it as a context manager")
         return self._server.server_port
+
+    @property
+    def ca_bundle(self) -> str:
+        """Path of the CA certificate that verifies this sandbox's HTTPS (``tls=True`` only)."""
+        if self._certificates is None:
+            raise RuntimeError("the sandbox serves HTTPS only when started with tls=True")
+        return str(self._certificates.ca_bundle)
 
     @property
     def identity_url(self) -> str:
