@@ -504,7 +504,7 @@ CASES: list[Case] = [
             ),
         },
         ErpNetTransportError,
-        ("$count",),
+        ("api_url",),
     ),
     Case(
         "JSON nested 1000 deep",

@@ -66,7 +66,7 @@ def run_case(case: Case, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> di
             "instance_url": server.url,
             "client_id": CLIENT_ID,
             "client_secret": SECRET,
-            "token_cache_dir": str(tmp_path / "tokens"),
+            "disk_cache_dir": str(tmp_path / "tokens"),
             "max_attempts": 2,
             "max_wait": 0.1,
             "connect_timeout": 2.0,
