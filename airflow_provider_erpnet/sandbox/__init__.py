@@ -179,7 +179,12 @@ class Sandbox:
     def connection(
         self, client_id: str = DEFAULT_CLIENT_ID, secret: str = DEFAULT_SECRET, **extra: Any
     ) -> dict[str, Any]:
-        """An Airflow connection (JSON form) to this sandbox; ``extra`` becomes the connection's extra."""
+        """An Airflow connection (JSON form) to this sandbox; ``extra`` becomes the connection's extra.
+
+        Over HTTPS the extra names the sandbox's CA bundle unless ``extra`` says otherwise.
+        """
+        if self._certificates is not None:
+            extra = {"ca_bundle": self.ca_bundle, **extra}
         return {
             "conn_type": "erpnet",
             "host": self.base_url,

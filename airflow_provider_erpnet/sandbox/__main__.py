@@ -96,6 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--apps", type=Path, help="JSON file: a list of extra trusted apps (ERP.net attribute names)"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate from a throwaway CA; its path is printed (the connection's "
+        "ca_bundle)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log one line per request to stderr")
     return parser
 
@@ -113,6 +119,7 @@ def banner(sandbox: Sandbox, faults: dict[str, Any]) -> str:
     curl = " ".join(
         [
             "curl -s -X POST",
+            *([f"--cacert {shlex.quote(sandbox.ca_bundle)}"] if sandbox.base_url.startswith("https") else []),
             shlex.quote(f"{sandbox.identity_url}/connect/token"),
             *(
                 f"-d {shlex.quote(f'{name}={value}')}"
@@ -133,6 +140,7 @@ def banner(sandbox: Sandbox, faults: dict[str, Any]) -> str:
             f"  client id:       {DEFAULT_CLIENT_ID}",
             f"  client secret:   {DEFAULT_SECRET}  (public sandbox secret)",
             f"  faults:          {active}",
+            *([f"  CA bundle:       {sandbox.ca_bundle}"] if sandbox.base_url.startswith("https") else []),
             "Airflow connection:",
             f"  export AIRFLOW_CONN_ERPNET_DEFAULT={shlex.quote(sandbox.connection_json())}",
             "Token request (the vendor's sample):",
@@ -164,6 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         error_envelope=not args.top_level_errors,
         apps=apps,
         verbose=args.verbose,
+        tls=args.tls,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -3,7 +3,11 @@ accepted with the connection's CA bundle."""
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -62,3 +66,35 @@ def test_the_connection_ca_bundle_makes_it_work(https_sandbox: Sandbox) -> None:
         rows = list(client.iter_records("Crm_Sales_Customers", page_size=20))
         assert len(rows) == client.count("Crm_Sales_Customers") == 50
     assert https_sandbox.stats()["tokens_issued"] == 1
+
+
+def test_the_cli_serves_https_and_prints_the_ca_bundle() -> None:
+    """``erpnet-sandbox --tls``: the banner names the CA bundle, the connection JSON carries it."""
+    command = [
+        sys.executable,
+        "-m",
+        "airflow_provider_erpnet.sandbox",
+        "--port",
+        "0",
+        "--scale",
+        "10",
+        "--tls",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if "Stop with Ctrl+C" in line:
+                break
+        banner = "".join(lines)
+        assert re.search(r"running at https://127\.0\.0\.1:\d+", banner), banner
+        bundle = re.search(r"CA bundle:\s+(\S+)", banner)
+        assert bundle is not None and Path(bundle.group(1)).is_file()
+        exported = re.search(r"AIRFLOW_CONN_ERPNET_DEFAULT='(.*)'", banner)
+        assert exported is not None and json.loads(exported.group(1))["extra"]["ca_bundle"] == bundle.group(1)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert not Path(bundle.group(1)).exists()  # removed when the sandbox stopped

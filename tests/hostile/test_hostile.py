@@ -137,3 +137,9 @@ def test_hostile_case(
         assert type(error) is case.expect, f"expected {case.expect.__name__}, got {error!r}"
         assert [word for word in case.says if word not in str(error)] == [], str(error)
         assert one_line, f"control characters in {str(error)!r}"
+
+
+def test_docs_security_lists_every_case() -> None:
+    """docs/security.md's table is the catalogue: a new case needs its row there."""
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "security.md").read_text()
+    assert [case.name for case in ALL_CASES if f"| {case.name}" not in doc] == []
