@@ -66,6 +66,7 @@ class ErpNetHook(BaseHook):
         page_size: int | None = None,
         params: Mapping[str, str] | None = None,
         decode: Callable[[bytes], Any] | None = None,
+        expected_rows: int | None = None,
     ) -> Iterator[Page]:
         """Stream pages of ``entity_set``; the options are those of ``ErpNetClient.iter_pages``."""
         return self.get_conn().iter_pages(
@@ -77,6 +78,7 @@ class ErpNetHook(BaseHook):
             page_size=page_size,
             params=params,
             decode=decode,
+            expected_rows=expected_rows,
         )
 
     def iter_records(
