@@ -30,9 +30,10 @@ _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2060-
 _SPACES = re.compile(r"\s{2,}")
 
 _lock = threading.Lock()
-_secrets: set[str] = set()
+# One compiled pattern per secret (case-insensitive: percent-escapes may come back as %2f for %2F);
+# tokens are matched as exact strings, which costs nothing to add (a new token arrives every hour).
+_secrets: dict[str, re.Pattern[str]] = {}
 _tokens: collections.deque[str] = collections.deque(maxlen=_KEEP_TOKENS)
-_pattern: re.Pattern[str] | None = None
 
 
 def spellings(secret: str, client_id: str | None = None) -> set[str]:
@@ -50,42 +51,39 @@ def spellings(secret: str, client_id: str | None = None) -> set[str]:
 
 def remember_secret(secret: str, client_id: str | None = None) -> None:
     """From now on, scrub every spelling of ``secret`` (see :func:`spellings`)."""
-    _add(spellings(secret, client_id), token=False)
+    key = f"{client_id}\0{secret}"
+    with _lock:
+        if key in _secrets:
+            return
+        texts = sorted(spellings(secret, client_id), key=len, reverse=True)
+        if texts:
+            _secrets[key] = re.compile("|".join(map(re.escape, texts)), re.IGNORECASE)
 
 
 def remember_token(token: str) -> None:
     """From now on, scrub ``token`` (the latest few dozen tokens are kept)."""
-    _add({token} if len(token) >= MIN_LENGTH else set(), token=True)
+    with _lock:
+        if len(token) >= MIN_LENGTH and token not in _tokens:
+            _tokens.append(token)
 
 
 def forget_all() -> None:
     """Drop every registered credential (tests)."""
-    global _pattern
     with _lock:
         _secrets.clear()
         _tokens.clear()
-        _pattern = None
-
-
-def _add(texts: set[str], *, token: bool) -> None:
-    global _pattern
-    with _lock:
-        known = set(_tokens) | _secrets
-        if texts <= known:
-            return
-        if token:
-            _tokens.extend(texts - known)
-        else:
-            _secrets.update(texts)
-        every = sorted(_secrets | set(_tokens), key=len, reverse=True)
-        # Case-insensitive: percent-escapes may come back in lower case (%2f for %2F).
-        _pattern = re.compile("|".join(re.escape(text) for text in every), re.IGNORECASE) if every else None
 
 
 def scrub(text: str) -> str:
     """``text`` with every registered credential, in any spelling, replaced by ``***``."""
-    pattern = _pattern
-    return pattern.sub(_HIDDEN, text) if pattern is not None else text
+    with _lock:
+        patterns, tokens = list(_secrets.values()), list(_tokens)
+    for token in tokens:
+        if token in text:
+            text = text.replace(token, _HIDDEN)
+    for pattern in patterns:
+        text = pattern.sub(_HIDDEN, text)
+    return text
 
 
 def one_line(text: str) -> str:

@@ -15,7 +15,7 @@ import string
 from decimal import Decimal
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from urllib3.util import parse_url
 
@@ -26,7 +26,7 @@ from airflow_provider_erpnet.client.transport import decode_json, error_fields
 from airflow_provider_erpnet.client.urls import Destination, origin, sent_origin
 from airflow_provider_erpnet.sandbox.filters import And, Compare, Literal, Name, parse
 
-PROPERTY = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 API = "http://127.0.0.1:8080/api/domain/odata/"
 TAIL = Compare(Name("Id"), "eq", Literal("number", 1, "1"))
 
@@ -140,6 +140,8 @@ error_bodies = st.one_of(
 
 @PROPERTY
 @given(error_bodies)
+@example(b'{"error": ' + b"[" * 5000 + b"]" * 5000 + b"}")
+@example(b'{"error": {"message": "' + b"\\u0000" * 100 + b'"}}')
 def test_the_error_body_parser_returns_one_line_texts_for_any_bytes(body: bytes) -> None:
     for field in error_fields(body):
         assert field is None or (isinstance(field, str) and field == one_line(field) and len(field) <= 1000)
@@ -161,6 +163,9 @@ pages = st.one_of(
 
 @PROPERTY
 @given(pages)
+@example(b'{"value": [' + b"[" * 5000 + b"]" * 5000 + b"]}")
+@example(b'{"value": [1, "two", null]}')
+@example(b'{"value": [], "@odata.nextLink": "http://[::1"}')
 def test_the_page_decoder_raises_only_erpnet_errors(body: bytes) -> None:
     def fetch_json(url: str, params: Any) -> Any:
         return decode_json(body, url)
