@@ -55,7 +55,8 @@ EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     },
     "max_attempts": {
         "label": "Attempts per request",
-        "description": "Retries on throttling (429), 502/503/504 and dropped connections, included.",
+        "description": "Attempts per request, the first one included; throttling (429), 502/503/504 "
+        "and dropped connections are retried.",
         "schema": {"type": ["integer", "null"], "default": 8, "minimum": 1},
     },
     "max_wait": {

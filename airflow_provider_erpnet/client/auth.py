@@ -9,6 +9,7 @@ a 401 only if no one replaced them yet, so a burst of 401s costs one new token.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import math
@@ -150,6 +151,7 @@ class TokenProvider:
             allow_plain_http=settings.allow_plain_http,
         )
         self._guard = _IdentityGuard(self._identity)
+        self._missing_scopes: list[str] = []
         self.tokens_requested = 0
         self.retries = 0
         _mask(settings.client_secret)
@@ -312,6 +314,7 @@ class TokenProvider:
             self.tokens_requested,
         )
         granted = body.get("scope")
+        self._check_scopes(granted, access_token)
         return CachedToken(
             access_token=access_token,
             expires_at=started + lifetime - EXP_ROUNDING,
@@ -320,6 +323,29 @@ class TokenProvider:
             token_endpoint=endpoint,
             client_id=s.client_id,
         )
+
+    def _check_scopes(self, granted_field: object, access_token: str) -> None:
+        """Warn once when the token grants fewer scopes than the connection's ``scope`` asks for.
+
+        Identity servers may grant less than requested instead of refusing; the 403s that follow
+        would otherwise be the first sign of it.
+        """
+        requested = list(dict.fromkeys((self._settings.scope or "").split()))
+        granted = granted_scopes(granted_field, access_token)
+        if not requested or granted is None:
+            return
+        missing = [scope for scope in requested if scope not in granted]
+        if missing and missing != self._missing_scopes:
+            log.warning(
+                "The identity server granted the scopes %s but not %s of the requested scope %r: requests "
+                "that need %s will be refused (403). Allow them in the trusted application's Scope, or "
+                "leave out of the connection's scope what it does not grant.",
+                " ".join(sorted(granted)) or "(none)",
+                " ".join(missing),
+                self._settings.scope,
+                "it" if len(missing) == 1 else "them",
+            )
+        self._missing_scopes = missing
 
     def _not_identity_server(self, url: str, response: requests.Response) -> ErpNetTransportError:
         content_type = redact.server_text(response.headers.get("Content-Type"), 80) or "no content type"
@@ -375,6 +401,32 @@ def _oauth_hint(error: str, scope: str | None) -> str:
             "no stray characters."
         )
     return "See the identity server's message; check the trusted application's settings in ERP.net."
+
+
+def granted_scopes(scope_field: object, access_token: str) -> set[str] | None:
+    """The scopes a token answer grants: its ``scope`` field, else the access token's ``scope``
+    claim (a JWT's payload, read without verification: only the API verifies tokens); None if
+    neither says."""
+    if isinstance(scope_field, str):
+        return set(scope_field.split())
+    claim = _jwt_claims(access_token).get("scope")
+    if isinstance(claim, str):
+        return set(claim.split())
+    if isinstance(claim, list) and all(isinstance(scope, str) for scope in claim):
+        return set(claim)
+    return None
+
+
+def _jwt_claims(token: str) -> dict:
+    """The payload of a JWT, or an empty dict for an opaque token."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = jsonutil.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
 
 
 def _json_or_none(response: requests.Response) -> object:

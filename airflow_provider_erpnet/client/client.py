@@ -10,6 +10,7 @@ from types import TracebackType
 from typing import Any
 from uuid import UUID
 
+from .dialect import Dialect
 from .errors import ErpNetApiError, ErpNetError, ErpNetTransportError
 from .literals import as_guid
 from .metadata import ServiceMetadata, parse_metadata, unknown_entity_set_message
@@ -32,7 +33,8 @@ class ErpNetClient:
     """Reads entity sets page by page, counts them and fetches single records and metadata.
 
     Pass a ``transport`` to share one session and token between clients; the client closes
-    only a transport it created itself.
+    only a transport it created itself. ``dialect`` records which of ERP.net's query forms the
+    server refused (``$select=default``, ``2020-01-01Z``): see ``client/dialect.py``.
     """
 
     def __init__(self, settings: ErpNetSettings, *, transport: Transport | None = None) -> None:
@@ -42,6 +44,7 @@ class ErpNetClient:
         self.transport = transport if transport is not None else Transport(settings)
         self._metadata: ServiceMetadata | None = None
         self._count_segment = True
+        self.dialect = Dialect()
 
     def iter_pages(
         self,
@@ -75,8 +78,11 @@ class ErpNetClient:
         )
 
         def fetch_json(url: str, page_params: Mapping[str, str] | None) -> Any:
+            def get(options: Mapping[str, str] | None) -> Any:
+                return self.transport.get_json(url, options, entity_set=entity_set, decode=decode)
+
             with self._explain_unknown_set(entity_set):
-                return self.transport.get_json(url, page_params, entity_set=entity_set, decode=decode)
+                return self.dialect.send(get, page_params)
 
         return iter_pages(fetch_json, self.api_url, query, expected=expected_rows)
 
@@ -111,8 +117,11 @@ class ErpNetClient:
             if not self._count_segment:
                 return self._count_inline(url, params, entity_set)
             try:
-                response = self.transport.get(
-                    f"{url}/$count", params, entity_set=entity_set, accept="text/plain"
+                response = self.dialect.send(
+                    lambda options: self.transport.get(
+                        f"{url}/$count", options, entity_set=entity_set, accept="text/plain"
+                    ),
+                    params,
                 )
             except ErpNetApiError as error:
                 if error.status not in _COUNT_SEGMENT_REFUSED:
@@ -140,7 +149,9 @@ class ErpNetClient:
         if expand:
             params["$expand"] = expand
         with self._explain_unknown_set(entity_set):
-            body = self.transport.get_json(url, params, entity_set=entity_set)
+            body = self.dialect.send(
+                lambda options: self.transport.get_json(url, options, entity_set=entity_set), params
+            )
         if not isinstance(body, dict):
             raise ErpNetTransportError(f"{entity_set}({id}) did not answer with a JSON object.", url=url)
         body.pop("@odata.context", None)
@@ -182,7 +193,10 @@ class ErpNetClient:
         return f"{self.api_url}{check_entity_set(entity_set)}"
 
     def _count_inline(self, url: str, params: Mapping[str, str], entity_set: str) -> int:
-        body = self.transport.get_json(url, {**params, "$count": "true", "$top": "0"}, entity_set=entity_set)
+        body = self.dialect.send(
+            lambda options: self.transport.get_json(url, options, entity_set=entity_set),
+            {**params, "$count": "true", "$top": "0"},
+        )
         total = body.get("@odata.count") if isinstance(body, dict) else None
         if isinstance(total, bool) or not isinstance(total, int) or not 0 <= total < 10**MAX_COUNT_DIGITS:
             raise ErpNetTransportError(

@@ -24,6 +24,7 @@ from .auth import TokenProvider
 from .body import BodyError
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ErpNetApiError, ErpNetAuthError, ErpNetConfigError, ErpNetTransportError
+from .querystring import with_query
 from .retry import RetriesExhausted, RetryableStatus, call_with_retries, fetch, network_error
 from .settings import ErpNetSettings
 from .urls import Destination, host_of, safe_url
@@ -226,12 +227,14 @@ class Transport:
         self.retries += 1
 
     def _resolve(self, url: str, params: Mapping[str, str] | None) -> str:
-        """Absolute URL with the query applied; refuses any origin but the API's (token leak)."""
+        """Absolute URL with the query applied (RFC 3986: a space is %20, never +); a URL without
+        ``params``, such as a next link, is sent as the server wrote it. Refuses any origin but the
+        API's (token leak)."""
         joined = self._api.check(urljoin(self.settings.resolved_api_url, url))
         for name, value in (params or {}).items():
             _check_text(name, value)
         try:
-            return str(requests.Request("GET", joined, params=params).prepare().url)
+            return str(requests.Request("GET", with_query(joined, params)).prepare().url)
         except requests.RequestException:
             # requests' own message repeats the whole URL, credentials included.
             raise ErpNetConfigError(f"{safe_url(joined)} is not a valid request URL.") from None

@@ -31,6 +31,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from airflow_provider_erpnet.client.client import ErpNetClient
+from airflow_provider_erpnet.client.dialect import DEFAULT_SELECT, Dialect
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
 from airflow_provider_erpnet.client.jsonutil import loads
 from airflow_provider_erpnet.client.metadata import ServiceMetadata
@@ -41,6 +42,7 @@ from airflow_provider_erpnet.io.dedupe import Deduper, without
 from airflow_provider_erpnet.io.output import sweep_abandoned
 from airflow_provider_erpnet.io.pagecodec import PageCodec
 from airflow_provider_erpnet.io.progress import Progress
+from airflow_provider_erpnet.io.schema import ALL_SELECT
 from airflow_provider_erpnet.io.spool import spool_directory
 from airflow_provider_erpnet.operators.windows import Window, and_filters
 
@@ -87,15 +89,28 @@ class ExtractionRequest:
             "page_size": self.page_size,
         }
 
-    def describe(self) -> dict[str, str]:
-        """The query as sent, for the manifest (options that were not set are left out)."""
+    def describe(self, dialect: Dialect | None = None) -> dict[str, str]:
+        """The query as sent, for the manifest (options that were not set are left out).
+
+        With the client's ``dialect``, as rewritten for a server that refused ERP.net's forms.
+        """
+        sent = {"$filter": self.full_filter or "", "$select": ",".join(self.full_select)}
+        if dialect is not None:
+            sent = dialect.rewrite(sent)
         options = {
-            "filter": self.full_filter,
-            "select": ",".join(self.full_select),
+            "filter": sent.get("$filter"),
+            "select": sent.get("$select"),
             "expand": self.expand,
             "orderby": self.orderby,
         }
         return {name: value for name, value in options.items() if value}
+
+    def select_read(self, dialect: Dialect) -> tuple[str, ...]:
+        """``full_select`` as the server answered it: ``*`` (every structural property) where a
+        server that refused ``$select=default`` was asked without ``$select``."""
+        if dialect.default_select or DEFAULT_SELECT not in self.full_select:
+            return self.full_select
+        return (ALL_SELECT,)
 
     @property
     def ids_in_order(self) -> bool:
@@ -164,7 +179,7 @@ def run_extraction(
     retries = client.transport.retries
     output = _Output(target, fmt, max_rows_per_file, client.metadata())
     # Check names, target, format, pyarrow and that the directory is writable before any page is read.
-    output.writer(output.columns(request, [], logger)).abort()
+    output.writer(output.columns(request, request.full_select, [], logger)).abort()
     remove_stale_temps(target, fmt, before=time.time(), logger=logger)
     expected = _checked_count(client, request)
     try:
@@ -270,6 +285,7 @@ class _Output:
     def columns(
         self,
         request: ExtractionRequest,
+        select: Sequence[str],
         first_page: list[dict[str, Any]],
         logger: logging.Logger | logging.LoggerAdapter,
     ) -> list[Column]:
@@ -278,17 +294,15 @@ class _Output:
         ERP.net's ``default`` selection leaves out attributes ``$metadata`` does not mark (calculated
         ones such as the sandbox's ``Turnover``), and OData sends null values as explicit nulls: a
         key absent from every record of the first page is one the server did not select, and would
-        only be an all-null column.
+        only be an all-null column. Every key the server sent that ``$metadata`` knows is a column.
         """
-        rule = columns_for(self.metadata, request.entity_set, request.full_select, request.expand)
+        rule = columns_for(self.metadata, request.entity_set, select, request.expand)
         if not first_page:
             return rule
         sent = set().union(*first_page)
-        columns = columns_for(
-            self.metadata, request.entity_set, request.full_select, request.expand, sent=sent
-        )
+        columns = columns_for(self.metadata, request.entity_set, select, request.expand, sent=sent)
         left_out = [column.name for column in rule if column not in columns]
-        if left_out:
+        if left_out and DEFAULT_SELECT in select:
             logger.info(
                 "%s: the server's default selection does not include %s, so neither does the output; "
                 "name them in select to get them, e.g. select='default,%s'.",
@@ -328,7 +342,7 @@ def _extract_once(
     ahead: Prefetcher[list[dict[str, Any]]] | None = None
     try:
         first = next((records for records in pages if records), [])
-        columns = output.columns(request, first, logger)
+        columns = output.columns(request, request.select_read(client.dialect), first, logger)
         decoding.codec = PageCodec(columns)
         # Pages 2 and on are fetched and decoded in a reader thread while this one writes.
         ahead = Prefetcher(pages)
@@ -349,7 +363,7 @@ def _extract_once(
                     rows=writer.rows,
                     bytes=sum(info.bytes for info in files),
                     columns=columns,
-                    query=request.describe(),
+                    query=request.describe(client.dialect),
                     window=request.window.to_dict() if request.window else None,
                     server_count=server_count,
                     duplicates_removed=deduper.rows - writer.rows,

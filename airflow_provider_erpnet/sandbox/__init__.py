@@ -16,12 +16,13 @@ import shutil
 import tempfile
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_erpnet.client.clock import SYSTEM_CLOCK, Clock
+from airflow_provider_erpnet.sandbox.data import FIXED_END as FIXED_DATA_END
 from airflow_provider_erpnet.sandbox.faults import FaultInjector, FaultSettings
 from airflow_provider_erpnet.sandbox.identity import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Identity, TrustedApp
 from airflow_provider_erpnet.sandbox.server import SandboxApp, SandboxHTTPServer
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from airflow_provider_erpnet.sandbox.data import Dataset
     from airflow_provider_erpnet.sandbox.tls import Certificates
 
-__all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_SECRET", "Sandbox", "TrustedApp"]
+__all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_SECRET", "FIXED_DATA_END", "Sandbox", "TrustedApp"]
 
 
 class Sandbox:
@@ -41,6 +42,10 @@ class Sandbox:
     ``ManualClock`` to expire tokens without waiting).
     ``tls=True`` serves HTTPS with a certificate from a throwaway CA; a client trusts it through
     :attr:`ca_bundle` (the connection's ``ca_bundle`` extra).
+    ``strict`` makes the Domain API a standard OData v4 server instead of ERP.net's dialect: ``+``
+    in a query is a plus sign, ``$select`` has no ``default``, dates are written ``2020-01-01``.
+    ``data_end`` is the latest generated update stamp: the current time by default, so that the
+    last hours hold rows; tests pass ``FIXED_DATA_END`` (what the pytest fixtures use).
     """
 
     def __init__(
@@ -58,6 +63,8 @@ class Sandbox:
         rate_truncate: float = 0.0,
         next_links: bool = True,
         error_envelope: bool = True,
+        strict: bool = False,
+        data_end: datetime | None = None,
         apps: Sequence[TrustedApp] | None = None,
         verbose: bool = False,
         clock: Clock = SYSTEM_CLOCK,
@@ -81,9 +88,13 @@ class Sandbox:
             seed=seed,
         )
         identity = Identity(apps, token_lifetime=token_lifetime, clock=clock)
-        self._dataset = Dataset(scale=scale, seed=seed)
+        self._dataset = Dataset(scale=scale, seed=seed, end=data_end or datetime.now(timezone.utc))
         domain = DomainService(
-            self._dataset, next_links=next_links, error_envelope=error_envelope, read_ahead=True
+            self._dataset,
+            next_links=next_links,
+            error_envelope=error_envelope,
+            strict=strict,
+            read_ahead=True,
         )
         self._app = SandboxApp(identity, domain, faults)
         self._domain = domain

@@ -37,7 +37,7 @@ API_ROOT = "/api/domain/odata/"
 JSON_TYPE = "application/json; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_BODY_BYTES = 10 * 1024 * 1024
-SETTING_FLAGS = ("next_links", "error_envelope")
+SETTING_FLAGS = ("next_links", "error_envelope", "strict")
 
 
 class DomainAPI(Protocol):
@@ -45,6 +45,7 @@ class DomainAPI(Protocol):
 
     next_links: bool
     error_envelope: bool
+    strict: bool
     dataset: Dataset
 
     def handle(
@@ -193,6 +194,7 @@ class SandboxApp:
             **self.faults.settings.as_dict(),
             "next_links": self.domain.next_links,
             "error_envelope": self.domain.error_envelope,
+            "strict": self.domain.strict,
             "token_lifetime": self.identity.token_lifetime,
         }
 
