@@ -43,7 +43,7 @@ class Manifest:
     bytes: int
     columns: list[Column]
     query: dict[str, str] = field(default_factory=dict)
-    window: dict[str, str] | None = None
+    window: dict[str, Any] | None = None
     server_count: int | None = None
     duplicates_removed: int = 0
     duration_seconds: float = 0.0

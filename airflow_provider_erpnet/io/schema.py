@@ -216,7 +216,7 @@ class _Mapper:
         navigation = self.navigations.get(name)
         if navigation is None:
             raise ErpNetConfigError(self._unknown("$expand", name, list(self.navigations)))
-        return Column(name, "json", source_type=_type_label(navigation.type, navigation.collection))
+        return Column(name, "json", source_type=type_label(navigation.type, navigation.collection))
 
     def _unknown(self, option: str, name: str, candidates: list[str]) -> str:
         by_lower = {candidate.lower(): candidate for candidate in candidates}
@@ -230,7 +230,7 @@ class _Mapper:
         )
 
     def _property(self, prop: PropertyInfo) -> Column:
-        source = _type_label(prop.type, prop.collection)
+        source = type_label(prop.type, prop.collection)
         if prop.collection:
             return Column(prop.name, "json", prop.nullable, source_type=source)
         kind = _EDM_KINDS.get(prop.type) or self._named_kind(prop.type)
@@ -244,7 +244,7 @@ class _Mapper:
 
     def _navigation(self, navigation: NavigationInfo) -> Column:
         kind = "json" if navigation.collection else "reference"
-        return Column(navigation.name, kind, source_type=_type_label(navigation.type, navigation.collection))
+        return Column(navigation.name, kind, source_type=type_label(navigation.type, navigation.collection))
 
     def _named_kind(self, type_name: str) -> str:
         if type_name in self.metadata.enum_types:
@@ -274,5 +274,5 @@ def _decimal_facets(precision: int | None, scale: int | None) -> tuple[int, int]
     return precision, scale
 
 
-def _type_label(type_name: str, collection: bool) -> str:
+def type_label(type_name: str, collection: bool) -> str:
     return f"Collection({type_name})" if collection else type_name

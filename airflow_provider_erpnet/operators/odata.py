@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
@@ -25,7 +25,11 @@ from airflow_provider_erpnet.operators.extraction import (
     extract_records,
     run_extraction,
 )
+from airflow_provider_erpnet.operators.lineage import ExtractionLineage, operator_lineage
 from airflow_provider_erpnet.operators.windows import check_overlap, window_from_context
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 ASSET_SCHEME = "erpnet"
 
@@ -70,6 +74,10 @@ class ErpNetODataOperator(BaseOperator):
 
     Unless ``outlets`` is given, a task with ``output_path`` updates the Asset
     ``erpnet://<erpnet_conn_id>/<entity_set>`` (see ``erpnet_asset``).
+
+    With ``apache-airflow-providers-openlineage`` installed (extra ``openlineage``), each run
+    reports the entity set (its ``$metadata`` schema) as input and the written files (schema, rows,
+    bytes) as outputs; see ``operators/lineage.py``.
     """
 
     template_fields: Sequence[str] = ("entity_set", "filter", "select", "expand", "orderby", "output_path")
@@ -112,6 +120,7 @@ class ErpNetODataOperator(BaseOperator):
         self.check_count = check_count
         self.max_rows_per_file = max_rows_per_file
         self.max_xcom_records = max_xcom_records
+        self._lineage: ExtractionLineage | None = None
 
     def execute(self, context: Context) -> dict[str, Any] | list[dict[str, Any]]:
         request = ExtractionRequest(
@@ -133,7 +142,9 @@ class ErpNetODataOperator(BaseOperator):
         try:
             client = hook.get_conn()
             if self.output_path is None:
-                return extract_records(client, request, max_records=self.max_xcom_records, logger=self.log)
+                records = extract_records(client, request, max_records=self.max_xcom_records, logger=self.log)
+                self._lineage = ExtractionLineage(client.api_url, self.entity_set, None, None)
+                return records
             manifest = run_extraction(
                 client,
                 request,
@@ -142,10 +153,16 @@ class ErpNetODataOperator(BaseOperator):
                 max_rows_per_file=self.max_rows_per_file,
                 logger=self.log,
             )
+            entity_type = client.metadata().entity_type(self.entity_set)  # read by the run already
+            self._lineage = ExtractionLineage(client.api_url, self.entity_set, entity_type, manifest)
         finally:
             hook.close()
         self._describe_asset_events(context, manifest)
         return manifest.to_dict()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """OpenLineage datasets of the run that just succeeded (called by the OpenLineage listener)."""
+        return None if self._lineage is None else operator_lineage(self._lineage)
 
     def _describe_asset_events(self, context: Context, manifest: Manifest) -> None:
         """Attach where the rows went to each Asset event, for Asset-scheduled consumers."""

@@ -30,13 +30,14 @@ class Window:
         """The ``$filter`` selecting the window; ``literal()`` writes UTC with ``Z``."""
         return f"{self.column} ge {literal(self.start)} and {self.column} le {literal(self.end)}"
 
-    def to_dict(self) -> dict[str, str]:
-        """JSON-safe form for the manifest."""
+    def to_dict(self) -> dict[str, str | int | float]:
+        """JSON-safe form for the manifest; ``overlap_seconds`` is a number (an int when whole)."""
+        seconds = self.overlap.total_seconds()
         return {
             "column": self.column,
             "start": literal(self.start),
             "end": literal(self.end),
-            "overlap_seconds": f"{self.overlap.total_seconds():g}",
+            "overlap_seconds": int(seconds) if seconds.is_integer() else seconds,
         }
 
 

@@ -45,8 +45,15 @@ def test_window_is_closed_and_reaches_back_by_the_overlap() -> None:
         "column": COLUMN,
         "start": "2025-09-01T09:55:00Z",
         "end": "2025-09-01T11:00:00Z",
-        "overlap_seconds": "300",
+        "overlap_seconds": 300,
     }
+
+
+def test_overlap_seconds_is_a_number_in_the_manifest() -> None:
+    start = dt.datetime(2025, 9, 1, 10, tzinfo=UTC)
+    whole = window_for(COLUMN, start, start, dt.timedelta(minutes=5)).to_dict()["overlap_seconds"]
+    part = window_for(COLUMN, start, start, dt.timedelta(seconds=1.5)).to_dict()["overlap_seconds"]
+    assert (type(whole), whole, part) == (int, 300, 1.5)
 
 
 def test_airflow_interval_in_another_zone_is_written_in_utc() -> None:
