@@ -56,7 +56,7 @@ def test_the_transport_sends_options_as_encoded_and_next_links_verbatim(tmp_path
 
     with StubServer(identity_then(api)) as server:
         settings = ErpNetSettings(
-            instance_url=server.url, client_id="app", client_secret="s", token_file_cache=False
+            instance_url=server.url, client_id="app", client_secret="s", disk_cache=False
         )
         with ErpNetClient(settings) as client:
             list(client.iter_pages("Things", filter=AWKWARD, orderby="Name desc", page_size=2))
@@ -71,7 +71,7 @@ def test_the_transport_sends_options_as_encoded_and_next_links_verbatim(tmp_path
 def test_a_url_with_a_query_keeps_it(tmp_path: Path) -> None:
     with StubServer(identity_then(lambda request: json_reply({"value": []}))) as server:
         settings = ErpNetSettings(
-            instance_url=server.url, client_id="app", client_secret="s", token_file_cache=False
+            instance_url=server.url, client_id="app", client_secret="s", disk_cache=False
         )
         with Transport(settings) as transport:
             transport.get_json("Things?custom=1", {"$filter": "A eq 'b c'"})

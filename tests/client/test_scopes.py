@@ -48,7 +48,7 @@ def _fetch(scope: str | None, *answers: dict[str, object]) -> TokenProvider:
             client_id="app",
             client_secret="scope-secret-5f1",
             scope=scope,
-            token_file_cache=False,
+            disk_cache=False,
         )
         with requests.Session() as session:
             provider = TokenProvider(settings, session)

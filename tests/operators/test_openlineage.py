@@ -30,7 +30,7 @@ def _metadata_members(sandbox) -> list[tuple[str, str]]:
         instance_url=sandbox.base_url,
         client_id=DEFAULT_CLIENT_ID,
         client_secret=DEFAULT_SECRET,
-        token_file_cache=False,
+        disk_cache=False,
     )
     with ErpNetClient(settings) as client:
         entity = client.metadata().entity_type(CUSTOMERS)
