@@ -7,9 +7,10 @@ interval rewrites the same file. Consecutive files share the overlap rows: merge
 by ``Id``, keeping the row with the greatest ``AggregateLastUpdateTimeUtc`` (docs/operator.md).
 
 The schedule is a ``CronDataIntervalTimetable``: a plain cron string in Airflow 3 gives runs of
-zero width, which the operator refuses for incremental reads. ``start_date`` sits inside the local
-sandbox's data (which spans 2025-07-01..2026-06-30); with ``catchup=True`` Airflow runs every hour
-since then, four at a time. Move it to where your history should start.
+zero width, which the operator refuses for incremental reads. ``start_date`` sits inside the test
+suite's sandbox data (2025-07-01..2026-06-30; a sandbox you start yourself holds the year up to
+now); with ``catchup=True`` Airflow runs every hour since then, four at a time. Move it to where
+your history should start.
 """
 
 from __future__ import annotations
