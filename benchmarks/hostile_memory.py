@@ -3,7 +3,7 @@
 A local hostile server (tests/hostile/server.py) answers one page of ``Things`` in three ways,
 each read by a fresh Python process that reports its own peak RSS (``ru_maxrss``):
 
-- ``page``: an honest page of 1000 rows (about 110 KB), the baseline;
+- ``page``: an honest last page of 999 rows (about 110 KB), the baseline;
 - ``gzip-bomb``: 2 MB of gzip that expands to 2 GiB of JSON whitespace (issue 8 saw 4.27 GB RSS);
 - ``huge-field``: one 300 MB string field, streamed in chunks without a length (issue 8 committed it).
 
@@ -54,7 +54,7 @@ def answers() -> dict[str, Callable[[], Answer]]:
     bomb = gzip_bomb(b'{"value": [', b" ", BOMB_BYTES, b"]}")
     seconds = time.monotonic() - started
     print(f"built a {len(bomb) / MIB:.1f} MB gzip body of {BOMB_BYTES / MIB:.0f} MiB in {seconds:.1f} s")
-    page = json.dumps({"value": [thing(n) for n in range(1000)]}).encode()
+    page = json.dumps({"value": [thing(n) for n in range(999)]}).encode()  # short: the last page
     return {
         "page": lambda: Answer(body=page),
         "gzip-bomb": lambda: Answer(body=bomb, headers={"Content-Encoding": "gzip"}),

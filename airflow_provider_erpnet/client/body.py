@@ -33,7 +33,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
 ACCEPT_ENCODING = "gzip, deflate"
-STEP = 1 << 20  # bytes per read when the length is not known up front
+STEP = 1 << 20  # bytes per read when the length is not known up front, and per decompression step
 
 
 class BodyError(Exception):
@@ -149,7 +149,8 @@ class _Inflater:
         pieces = []
         while not self._inflate.eof:
             try:
-                piece = self._inflate.decompress(data, max(room, 0) + 1)
+                # At most a step at a time: one huge output buffer would be grown (and copied) whole.
+                piece = self._inflate.decompress(data, min(max(room, 0) + 1, STEP))
             except zlib.error:
                 raise UndecodableBody(f"its {self.encoding} data is corrupt") from None
             data = self._inflate.unconsumed_tail

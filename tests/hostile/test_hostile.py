@@ -49,9 +49,10 @@ def _leaks(texts: list[str], files: list[Path], secrets: set[str]) -> list[str]:
     return found
 
 
-def _partial_files(out: Path, completed: bool) -> list[Path]:
-    """Anything at the target after a failure; temporary files after a success."""
-    files = [path for path in out.rglob("*") if path.is_file()]
+def _partial_files(out: Path, completed: bool, prepared: set[Path]) -> list[Path]:
+    """Anything at the target after a failure; temporary files after a success (files a case put
+    there itself do not count)."""
+    files = [path for path in out.rglob("*") if path.is_file() and path not in prepared]
     return [path for path in files if not completed or path.name.startswith(".")]
 
 
@@ -62,6 +63,7 @@ def run_case(case: Case, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> di
         server.routes.update(case.routes(server, foreign))
         if case.prepare is not None:
             case.prepare(tmp_path, server)
+        prepared = set(out.rglob("*"))
         options: dict[str, Any] = {
             "instance_url": server.url,
             "client_id": CLIENT_ID,
@@ -78,7 +80,7 @@ def run_case(case: Case, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> di
         try:
             with ErpNetClient(ErpNetSettings(**options)) as client:
                 request = ExtractionRequest(ENTITY_SET, page_size=2, **case.request)
-                run_extraction(client, request, out / "things.jsonl")
+                run_extraction(client, request, case.target.format(out=out))
         except Exception as exc:  # the case decides below whether this was the right exception
             error = exc
         seconds = time.monotonic() - started
@@ -86,7 +88,7 @@ def run_case(case: Case, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> di
         token = server.access_token
     texts = [*_texts_of(error), caplog.text]
     leaks = _leaks(texts, _files_outside_cache(tmp_path), variants(SECRET) | {token})
-    partial = _partial_files(out, completed=error is None)
+    partial = _partial_files(out, completed=error is None, prepared=prepared)
     return {
         "case": case.name,
         "defect": case.defect,
@@ -97,6 +99,7 @@ def run_case(case: Case, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> di
         "partial_files": len(partial),
         "leaks": len(leaks) + len(foreign_requests),
         "leak_detail": leaks + [f"foreign server got {seen.method} {seen.path}" for seen in foreign_requests],
+        "missing_files": [name for name in case.files if not (out / name).is_file()],
     }
 
 
@@ -117,14 +120,14 @@ def test_hostile_case(
     expected = (
         type(error) is case.expect and all(word in str(error) for word in case.says)
         if case.expect is not None
-        else error is None and all(word in caplog.text for word in case.logs)
+        else error is None and all(word in caplog.text for word in case.logs) and not result["missing_files"]
     )
     one_line = error is None or not CONTROL.search(str(error))
     result["passed"] = bool(
         expected and one_line and result["bounded"] and not result["partial_files"] and not result["leaks"]
     )
     hostile_results.append(
-        {key: value for key, value in result.items() if key not in ("error", "leak_detail")}
+        {key: value for key, value in result.items() if key not in ("error", "leak_detail", "missing_files")}
     )
 
     assert result["bounded"], f"took {result['seconds']:.1f} s, bound {case.bound} s"
@@ -132,6 +135,7 @@ def test_hostile_case(
     assert result["partial_files"] == 0
     if case.expect is None:
         assert error is None, f"expected the run to complete, got {error!r}"
+        assert result["missing_files"] == []
         assert [word for word in case.logs if word not in caplog.text] == []
     else:
         assert type(error) is case.expect, f"expected {case.expect.__name__}, got {error!r}"
