@@ -19,14 +19,11 @@ amounts with both members null become null, multilanguage annotation keys are dr
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from functools import partial
 from itertools import chain, repeat
-from operator import and_, attrgetter, is_, is_not
+from operator import and_, attrgetter, is_
 from typing import Annotated, Any
 
 import msgspec
@@ -48,12 +45,10 @@ from .jsontext import dumps
 from .schema import Column
 
 _INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
-_TIMESTAMPS = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?Z\n)*")
-_FINITE_DECIMALS = re.compile(r"(?:-?\d+(?:\.\d+)?(?:E[+-]\d+)?\n)*")
 _DATES = msgspec.json.Decoder(list[date])
 _DATETIMES = msgspec.json.Decoder(list[datetime])
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
-_not_none = partial(is_not, None)
+_MIDNIGHT_UTC = "T00:00:00Z"
 _BOOL_TEXT = {True: "true", False: "false", None: ""}
 _NULL_TEXT = {"None": ""}
 _JSON_NULL = {"null": None}
@@ -89,9 +84,6 @@ class PageCodec:
         self._reference = msgspec.defstruct(
             "Reference", [("id", str, msgspec.field(name="@odata.id"))], frozen=True, gc=False
         )
-        # Stands in for a null reference while ids are read in C; unique, so it cannot be data.
-        marker = f"erpnet-null-{uuid.uuid4().hex}"
-        self._no_reference = self._reference(marker)
         self._pairs = {
             kind: msgspec.defstruct(
                 kind.capitalize(),
@@ -121,8 +113,6 @@ class PageCodec:
             gc=False,
         )
         self._decoder = msgspec.json.Decoder(envelope, float_hook=Decimal)
-        self._null_reference = {None: self._no_reference}
-        self._marker_to_none = {marker: None}
         self._no_pair = {kind: {None: pair()} for kind, pair in self._pairs.items()}
         checks = {
             "date": _check_dates,
@@ -222,10 +212,10 @@ class PageCodec:
         # multilang and json: compact JSON text, quoted as CSV requires (per value: rare columns)
         return [[csvcodec.quote(None if value is None else dumps(value).decode("utf-8")) for value in values]]
 
-    def _reference_ids(self, column: Column, values: list[Any]) -> list[str | None]:
+    @staticmethod
+    def _reference_ids(column: Column, values: list[Any]) -> list[str | None]:
         """References -> their ``@odata.id`` text, null kept (prepare writes them back)."""
-        ids = list(map(attrgetter("id"), map(self._null_reference.get, values, values)))
-        return list(map(self._marker_to_none.get, ids, ids))
+        return [None if value is None else value.id for value in values]
 
     def _arrow_array(self, pa: Any, column: Column, arrow_type: Any, values: list[Any]) -> Any:
         kind = column.kind
@@ -268,7 +258,7 @@ class PageCodec:
 
 
 def _present(values: list[Any]) -> list[Any]:
-    return list(filter(_not_none, values))
+    return [value for value in values if value is not None]
 
 
 def _per_value(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
@@ -279,29 +269,41 @@ def _per_value(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
         raise NeedsExactPath from error
 
 
-def _check_dates(column: Column, values: list[Any]) -> list[Any] | None:
+def _round_trips(texts: list[str], decoder: msgspec.json.Decoder) -> bool:
+    """Whether every text decodes (valid calendar values) and is already the form msgspec writes back.
+
+    msgspec writes dates as ``2020-05-08`` and UTC date-times as ``2020-05-08T07:11:12[.123456]Z``
+    (six digits when there is a fraction), the output form: three C calls for a whole column.
+    """
+    encoded = _ENCODER.encode(texts)
     try:
-        _DATES.decode(_ENCODER.encode(_present(values)))
+        return bool(_ENCODER.encode(decoder.decode(encoded)) == encoded)
     except msgspec.ValidationError:
-        return _per_value(values, lambda text: to_date(text).isoformat())
-    return None
+        return False
+
+
+def _check_dates(column: Column, values: list[Any]) -> list[Any] | None:
+    present = _present(values)
+    if _round_trips(present, _DATES):
+        return None
+    if {text[10:] for text in present} == {_MIDNIGHT_UTC}:  # ERP.net's form, 2020-05-08T00:00:00Z
+        dates = [None if text is None else text[:10] for text in values]
+        if _round_trips(_present(dates), _DATES):
+            return dates
+    return _per_value(values, lambda text: to_date(text).isoformat())
 
 
 def _check_timestamps(column: Column, values: list[Any]) -> list[Any] | None:
     present = _present(values)
-    joined = "\n".join(present) + "\n" if present else ""
-    if _TIMESTAMPS.fullmatch(joined):
-        try:
-            _DATETIMES.decode(_ENCODER.encode(present))
-            return None
-        except msgspec.ValidationError:
-            raise NeedsExactPath from None
+    # msgspec also writes back offsets (+03:00) and naive values as they were: each text must end in Z.
+    if _round_trips(present, _DATETIMES) and _ENCODER.encode(present).count(b'Z"') == len(present):
+        return None
     return _per_value(values, lambda text: format_timestamp(to_timestamp(text)))
 
 
 def _check_decimals(column: Column, values: list[Any]) -> None:
-    present = _present(values)
-    if present and not _FINITE_DECIMALS.fullmatch("\n".join(map(str, present)) + "\n"):
+    """Decimal fields also accept text, so "NaN" or "Infinity" could be there: the exact path refuses them."""
+    if not all(map(Decimal.is_finite, _present(values))):
         raise NeedsExactPath
     return None
 
@@ -310,7 +312,7 @@ def _check_pairs(column: Column, values: list[Any]) -> list[Any] | None:
     number, label = pair_members(column.kind)
     present = _present(values)
     numbers = list(map(attrgetter(number), present))
-    _check_decimals(column, _present(numbers))
+    _check_decimals(column, numbers)
     # ``is`` tests only: comparing a Decimal with None goes through Python-level ABC checks.
     no_number = map(is_, numbers, repeat(None))
     if any(map(and_, no_number, map(is_, map(attrgetter(label), present), repeat(None)))):
