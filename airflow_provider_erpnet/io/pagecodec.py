@@ -387,11 +387,13 @@ def _decimal_texts(values: list[Any]) -> list[str]:
 
 def _csv_texts(values: list[str | None]) -> list[str]:
     """Text fields: null empty, ``""`` for the empty string, quotes where CSV needs them."""
-    present = _present(values)
+    present = list(filter(None, values))  # the non-empty texts, without a Python call per value
     if present and (csvcodec.needs_quotes_any("".join(present)) or present != list(map(str.strip, present))):
         fields = csvcodec.quoted_fields(present)
         fields.update(_EMPTY_FIELDS)
         return list(map(fields.get, values, values))
+    if len(present) == len(values):  # no null, no empty string: the texts are the fields
+        return values
     return list(map(_EMPTY_FIELDS.get, values, values))
 
 
