@@ -38,7 +38,7 @@ from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE, normalise_select
 from airflow_provider_erpnet.client.prefetch import Prefetcher
 from airflow_provider_erpnet.io import Column, FileInfo, Manifest, OutputWriter, columns_for, iter_records
-from airflow_provider_erpnet.io.dedupe import Deduper, without
+from airflow_provider_erpnet.io.dedupe import Deduper, SpooledDeduper, without
 from airflow_provider_erpnet.io.output import sweep_abandoned
 from airflow_provider_erpnet.io.pagecodec import PageCodec
 from airflow_provider_erpnet.io.progress import Progress
@@ -349,9 +349,10 @@ def _extract_once(
         with output.writer(columns) as writer:
             all_pages = itertools.chain([first], ahead)
             if staged:
-                _write_staged(all_pages, deduper, writer, columns, request)
+                read = _write_staged(all_pages, writer, columns, request)
             else:
                 _write_direct(all_pages, deduper, writer)
+                read = deduper.rows
             server_count = _checked_count(client, request)
             check_completeness(request.entity_set, writer.rows, server_count, request.check_count)
 
@@ -366,7 +367,7 @@ def _extract_once(
                     query=request.describe(client.dialect),
                     window=request.window.to_dict() if request.window else None,
                     server_count=server_count,
-                    duplicates_removed=deduper.rows - writer.rows,
+                    duplicates_removed=read - writer.rows,
                     duration_seconds=round(time.monotonic() - started, 3),
                 )
 
@@ -421,22 +422,29 @@ def _write_direct(pages: Iterable[list[dict[str, Any]]], deduper: Deduper, outpu
 
 def _write_staged(
     pages: Iterable[list[dict[str, Any]]],
-    deduper: Deduper,
     output: OutputWriter,
     columns: list[Column],
     request: ExtractionRequest,
-) -> None:
-    with spool_directory() as spool_dir:
+) -> int:
+    """Spool every row, then copy the latest copy of each to the output; returns the rows read.
+
+    The spool and the table of Ids (``SpooledDeduper``) are files in a private directory, so
+    memory does not grow with the rows, however many of them arrive out of Id order.
+    """
+    with (
+        spool_directory() as spool_dir,
+        SpooledDeduper(spool_dir / "ids.sqlite", request.incremental_column) as deduper,
+    ):
         with OutputWriter(spool_dir / "rows.jsonl", "jsonl", columns) as spool:
             for records in pages:
                 deduper.observe(records)
                 spool.write_page(records)
             files = spool.commit()
         spooled = Manifest(request.entity_set, "jsonl", files, spool.rows, 0, columns)
-        superseded = deduper.resolve(iter_records(spooled))
-        kept = without(iter_records(spooled), superseded)
+        kept = without(iter_records(spooled), deduper.superseded())
         while chunk := list(itertools.islice(kept, request.page_size)):
             output.write_page(chunk)
+        return deduper.rows
 
 
 def _checked_count(client: ErpNetClient, request: ExtractionRequest) -> int | None:
