@@ -11,8 +11,9 @@ Two paths lead to the output, chosen so the common case costs nothing:
   order, the attempt is abandoned before anything is committed and the extraction restarts once on
   the staged path (one extra read, logged as a warning).
 * **staged**: used for any other ``$orderby``. Pages are spooled to a local JSON Lines file (exact
-  round trip of every value), superseded copies are found (``io.dedupe``), and the kept rows are
-  copied into the final writer. Costs local disk for one copy of the output.
+  round trip of every value), superseded copies are found on disk (``io.dedupe.SpooledDeduper``),
+  and the kept rows are copied into the final writer. Costs local disk for one copy of the output;
+  memory does not grow with the rows.
 
 Completeness: after the rows are written, ``$count`` is asked for the same filter and compared
 with the rows kept; see ``check_completeness``.
