@@ -13,12 +13,15 @@ every value it cannot prove canonical with a column-wide check sends the page to
 (``RecordConverter`` on the same records), which either converts it or raises the precise error
 (row, column, reason). Checks run on joined column text or C iterators: dates and timestamps
 must already be in the output form (``2020-05-08``, ``2020-05-08T07:11:12[.123456]Z``; anything
-else, such as offsets or seven fraction digits, is converted per value), decimals finite,
+else, such as offsets or seven fraction digits, is converted per value), decimals plain digits
+within their column's precision and scale (``convert.fit_decimal`` decides the rest),
 amounts with both members null become null, multilanguage annotation keys are dropped.
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
@@ -36,6 +39,7 @@ from .arrow import require_pyarrow, rows_to_batch
 from .convert import (
     RecordConverter,
     Row,
+    decimal_facets,
     format_timestamp,
     pair_members,
     to_date,
@@ -215,7 +219,7 @@ class PageCodec:
                 for column, field, values in zip(self.columns, schema, page.columns(), strict=True)
             ]
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            return rows_to_batch(self.columns, self.exact_rows(page, first_row), schema, first_row)
+            return rows_to_batch(self.columns, self.exact_rows(page, first_row), schema)
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
     def _csv_fields(self, column: Column, values: list[Any]) -> list[list[str]]:
@@ -327,10 +331,23 @@ def _check_timestamps(column: Column, values: list[Any]) -> list[Any] | None:
 
 
 def _check_decimals(column: Column, values: list[Any]) -> None:
-    """Decimal fields also accept text, so "NaN" or "Infinity" could be there: the exact path refuses them."""
-    if not all(map(Decimal.is_finite, _present(values))):
+    present = _present(values)
+    if present and not _fitting_decimals(*decimal_facets(column)).fullmatch(
+        "\n".join(map(str, present)) + "\n"
+    ):
         raise NeedsExactPath
     return None
+
+
+@functools.cache
+def _fitting_decimals(precision: int, scale: int) -> re.Pattern[str]:
+    """``str`` forms of decimals that fit ``decimal(precision, scale)`` as they are: plain digits,
+    at most P-S before the point and S after it. Anything else (an exponent, zeros beyond the
+    scale, too many digits, NaN) takes the exact path, where ``fit_decimal`` normalises or refuses."""
+    integer = precision - scale
+    whole = rf"(?:0|[1-9]\d{{0,{integer - 1}}})" if integer > 0 else "0"
+    fraction = rf"(?:\.\d{{1,{scale}}})?" if scale > 0 else ""
+    return re.compile(rf"(?:-?{whole}{fraction}\n)*")
 
 
 def _check_pairs(column: Column, values: list[Any]) -> list[Any] | None:
