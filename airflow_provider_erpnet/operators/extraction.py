@@ -436,7 +436,7 @@ def _write_staged(
         spool_directory() as spool_dir,
         SpooledDeduper(spool_dir / "ids.sqlite", request.incremental_column) as deduper,
     ):
-        with OutputWriter(spool_dir / "rows.jsonl", "jsonl", columns) as spool:
+        with OutputWriter(spool_dir / "rows.jsonl", "jsonl", columns, private=True) as spool:
             for records in pages:
                 deduper.observe(records)
                 spool.write_page(records)
