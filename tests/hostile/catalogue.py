@@ -697,13 +697,38 @@ CASES: list[Case] = [
 ]
 
 
+# Cases of the io side of issue 8 (security-io) that a server or the target directory can cause:
+# decimals outside their column (6), a killed run's files beside the target (7, 9), an output
+# directory that cannot be written (10), file URLs (13). Spool takeover (2) needs a second Unix user:
+# tests/io/test_spool_private.py.
+
+
 def _parent_is_a_file(tmp_path: Path, server: HostileServer) -> None:
     (tmp_path / "out" / "afile").write_text("not a directory")
 
 
-# Cases of the io side of issue 8 (security-io's fixes). Spool takeover (2), part sets (7) and
-# concurrent writers (9) need a second user, a kill or a second run at once: their tests live with
-# the io code. A 1e400000000 decimal to CSV (6) joins here once its fix is on main.
+def _page_with_value(value: bytes) -> Routes:
+    """One page of one thing whose ``Value`` (Edm.Decimal 18,2) is written as ``value``."""
+    row = b'{"Id": "00000000-0000-0000-0000-000000000000", "Name": "Thing 0", "Value": ' + value + b"}"
+    return _page(_same(Answer(body=b'{"value": [' + row + b"]}")))
+
+
+def _killed_run_beside_the_target(tmp_path: Path, server: HostileServer) -> None:
+    out = tmp_path / "out"
+    run = "0194f3a2b1c05e7d"
+    for name in (
+        f".things.jsonl.tmp-{run}{'a' * 16}",
+        f".things.jsonl.lock-{run}",
+        f"things-{run}-00000.jsonl",
+    ):
+        (out / name).write_text('{"Id": "left by a killed run"}\n')
+
+
+def _output_directory_is_a_file(tmp_path: Path, server: HostileServer) -> None:
+    (tmp_path / "out").rmdir()
+    (tmp_path / "out").write_text("a file where the output directory should be\n")
+
+
 IO_CASES: list[Case] = [
     Case(
         "file://localhost URL with %20 in the path",
@@ -737,6 +762,47 @@ IO_CASES: list[Case] = [
         ("output_path",),
         target="{out}/afile/things.jsonl",
         prepare=_parent_is_a_file,
+    ),
+    Case(
+        "a decimal of 1e400000000 (11 bytes, a 400 MB cell in plain digits)",
+        "6",
+        _page_with_value(b"1e400000000"),
+        ErpNetError,
+        ("Row 1", "'Value'", "400000001 integer", "decimal(18,2)"),
+        rows=1,
+    ),
+    Case(
+        "a decimal of -1e-400000000 (crashed Parquet writers)",
+        "6",
+        _page_with_value(b"-1e-400000000"),
+        ErpNetError,
+        ("Row 1", "'Value'", "400000000 fraction", "decimal(18,2)"),
+        rows=1,
+    ),
+    Case(
+        "a decimal beyond its scale (12.3456 in decimal(18,2))",
+        "6",
+        _page_with_value(b"12.3456"),
+        ErpNetError,
+        ("Row 1", "'Value'", "4 fraction digits", "decimal(18,2)"),
+        rows=1,
+    ),
+    Case("a zero of 0E-400000000", "6", _page_with_value(b"0E-400000000"), None, rows=1),
+    Case(
+        "temporary file, lock and part of a killed run beside the target",
+        "9",
+        lambda server, foreign: {},
+        None,
+        logs=("Removed 2 file(s) left beside the target",),
+        prepare=_killed_run_beside_the_target,
+    ),
+    Case(
+        "output directory is a file",
+        "10",
+        lambda server, foreign: {},
+        ErpNetConfigError,
+        ("Cannot write to the output directory", "output_path"),
+        prepare=_output_directory_is_a_file,
     ),
 ]
 
