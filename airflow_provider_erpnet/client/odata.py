@@ -304,7 +304,8 @@ def iter_pages(
                 break  # the empty answer that ends $skip paging is not a page of data
         finished = True
     finally:
-        log.info(
+        # DEBUG: the extraction above this pager writes the summary users read.
+        log.debug(
             "%s: %s %d pages, %d rows in %.1f s",
             query.entity_set,
             "read" if finished else "stopped after",

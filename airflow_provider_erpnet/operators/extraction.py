@@ -35,6 +35,7 @@ from airflow_provider_erpnet.client.client import ErpNetClient
 from airflow_provider_erpnet.client.dialect import DEFAULT_SELECT, Dialect
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
 from airflow_provider_erpnet.client.jsonutil import loads
+from airflow_provider_erpnet.client.literals import literal
 from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE, normalise_select
 from airflow_provider_erpnet.client.prefetch import Prefetcher
@@ -178,7 +179,9 @@ def run_extraction(
     """
     started = time.monotonic()
     retries = client.transport.retries
-    output = _Output(target, fmt, max_rows_per_file, client.metadata())
+    output = _Output(
+        target, fmt, max_rows_per_file, client.metadata(), f"{client.settings.client_id}@{client.api_url}"
+    )
     # Check names, target, format, pyarrow and that the directory is writable before any page is read.
     output.writer(output.columns(request, request.full_select, [], logger)).abort()
     remove_stale_temps(target, fmt, before=time.time(), logger=logger)
@@ -201,6 +204,7 @@ def run_extraction(
         nbytes=manifest.bytes,
         retries=client.transport.retries - retries,
         duplicates=manifest.duplicates_removed,
+        window=_bounds(request.window),
     )
     return manifest
 
@@ -236,6 +240,7 @@ def extract_records(
         rows=len(kept),
         retries=client.transport.retries - retries,
         duplicates=len(records) - len(kept),
+        window=_bounds(request.window),
     )
     return kept
 
@@ -274,14 +279,23 @@ def remove_stale_temps(
     return swept.removed
 
 
+# (source, entity set, columns) whose absence from the default selection was logged at INFO: a
+# process that extracts the same set again (a worker, a scheduler loop) says it once, then at DEBUG.
+_DEFAULT_SELECTION_NOTED: set[tuple[str, str, tuple[str, ...]]] = set()
+
+
 @dataclass(frozen=True)
 class _Output:
-    """Where and how to write: the ``OutputWriter`` arguments of one extraction, and its columns."""
+    """Where and how to write: the ``OutputWriter`` arguments of one extraction, and its columns.
+
+    ``source`` names the connection (client and API) the rows come from.
+    """
 
     target: Any
     fmt: str | None
     max_rows_per_file: int | None
     metadata: ServiceMetadata
+    source: str
 
     def columns(
         self,
@@ -303,14 +317,17 @@ class _Output:
         sent = set().union(*first_page)
         columns = columns_for(self.metadata, request.entity_set, select, request.expand, sent=sent)
         left_out = [column.name for column in rule if column not in columns]
+        noted = (self.source, request.entity_set, tuple(left_out))
         if left_out and DEFAULT_SELECT in select:
-            logger.info(
+            logger.log(
+                logging.DEBUG if noted in _DEFAULT_SELECTION_NOTED else logging.INFO,
                 "%s: the server's default selection does not include %s, so neither does the output; "
                 "name them in select to get them, e.g. select='default,%s'.",
                 request.entity_set,
                 ", ".join(left_out),
                 left_out[0],
             )
+            _DEFAULT_SELECTION_NOTED.add(noted)
         return columns
 
     def writer(self, columns: list[Column]) -> OutputWriter:
@@ -446,6 +463,11 @@ def _write_staged(
         while chunk := list(itertools.islice(kept, request.page_size)):
             output.write_page(chunk)
         return deduper.rows
+
+
+def _bounds(window: Window | None) -> tuple[str, str] | None:
+    """The window's ends as the filter writes them, for the summary line."""
+    return None if window is None else (literal(window.start), literal(window.end))
 
 
 def _checked_count(client: ErpNetClient, request: ExtractionRequest) -> int | None:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import jinja2
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
@@ -71,9 +72,18 @@ class ErpNetODataOperator(BaseOperator):
         is committed), ``"warn"`` logs it, False skips the count.
     :param max_rows_per_file: split the output into numbered part files of at most this many rows.
     :param max_xcom_records: without ``output_path``, the most records the task may return.
+    :param asset_event_if_empty: whether an extraction that finds no rows emits its Asset events.
+        By default it does not, so Asset-scheduled consumers are not woken for nothing; the (empty)
+        file and the manifest are written either way.
 
     Unless ``outlets`` is given, a task with ``output_path`` updates the Asset
     ``erpnet://<erpnet_conn_id>/<entity_set>`` (see ``erpnet_asset``).
+
+    Runs of every kind work: a run triggered without a logical date (``airflow dags trigger``, the
+    REST API) reads the data interval its DAG's data-interval timetable infers for the moment it
+    was triggered (see ``window_from_context``), and a templated field that cannot be rendered
+    for a run fails the task with a message in the task's own log section rather than inside
+    Airflow's collapsed "Pre Execute" group.
 
     With ``apache-airflow-providers-openlineage`` installed (extra ``openlineage``), each run
     reports the entity set (its ``$metadata`` schema) as input and the written files (schema, rows,
@@ -100,6 +110,7 @@ class ErpNetODataOperator(BaseOperator):
         check_count: CheckCount = True,
         max_rows_per_file: int | None = None,
         max_xcom_records: int = 1000,
+        asset_event_if_empty: bool = False,
         **kwargs: Any,
     ) -> None:
         if output_path is not None and "outlets" not in kwargs and not _templated(erpnet_conn_id, entity_set):
@@ -121,8 +132,37 @@ class ErpNetODataOperator(BaseOperator):
         self.max_rows_per_file = max_rows_per_file
         self.max_xcom_records = max_xcom_records
         self._lineage: ExtractionLineage | None = None
+        self.asset_event_if_empty = asset_event_if_empty
+        self._render_error: jinja2.TemplateError | None = None
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render as usual, but keep a rendering error for ``execute`` to raise.
+
+        Airflow 3.3 renders templates inside the log's "Pre Execute" group, which the UI shows
+        collapsed, and closes that group only just before ``execute``: an error raised here would
+        sit where nobody looks. Raised from ``execute``, it is the last thing the log shows.
+        """
+        try:
+            super().render_template_fields(context, jinja_env)
+        except jinja2.TemplateError as error:
+            self._render_error = error
 
     def execute(self, context: Context) -> dict[str, Any] | list[dict[str, Any]]:
+        window = (
+            window_from_context(context, self.incremental_column, self.overlap)
+            if self.incremental_column
+            else None
+        )
+        if self._render_error is not None:
+            raise _template_error(self._render_error) from self._render_error
+        if window is not None and context.get("data_interval_start") is None:
+            self.log.info(
+                "No data interval (run triggered without a logical date): reading [%s, %s], the "
+                "interval its schedule gives a run at %s.",
+                (window.start + window.overlap).isoformat(),
+                window.end.isoformat(),
+                context["dag_run"].run_after.isoformat(),
+            )
         request = ExtractionRequest(
             entity_set=self.entity_set,
             filter=self.filter or None,
@@ -131,11 +171,7 @@ class ErpNetODataOperator(BaseOperator):
             orderby=self.orderby or None,
             page_size=self.page_size,
             incremental_column=self.incremental_column,
-            window=(
-                window_from_context(context, self.incremental_column, self.overlap)
-                if self.incremental_column
-                else None
-            ),
+            window=window,
             check_count=self.check_count,
         )
         hook = ErpNetHook(self.erpnet_conn_id)
@@ -144,6 +180,7 @@ class ErpNetODataOperator(BaseOperator):
             if self.output_path is None:
                 records = extract_records(client, request, max_records=self.max_xcom_records, logger=self.log)
                 self._lineage = ExtractionLineage(client.api_url, self.entity_set, None, None)
+                self._drop_events_if_empty(len(records))
                 return records
             manifest = run_extraction(
                 client,
@@ -157,12 +194,29 @@ class ErpNetODataOperator(BaseOperator):
             self._lineage = ExtractionLineage(client.api_url, self.entity_set, entity_type, manifest)
         finally:
             hook.close()
-        self._describe_asset_events(context, manifest)
+        if not self._drop_events_if_empty(manifest.rows):
+            self._describe_asset_events(context, manifest)
         return manifest.to_dict()
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
         """OpenLineage datasets of the run that just succeeded (called by the OpenLineage listener)."""
         return None if self._lineage is None else operator_lineage(self._lineage)
+
+    def _drop_events_if_empty(self, rows: int) -> bool:
+        """Without rows (and ``asset_event_if_empty`` off), take the Assets out of this try's outlets.
+
+        Airflow emits an event for each Asset in the task's outlets when the task succeeds; the
+        task object is this try's own, so the DAG's declared outlets are untouched.
+        """
+        assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
+        if rows or self.asset_event_if_empty or not assets:
+            return False
+        self.outlets = [outlet for outlet in self.outlets if not isinstance(outlet, Asset)]
+        self.log.info(
+            "No Asset event for %s: the extraction found no rows (asset_event_if_empty=True emits one).",
+            ", ".join(asset.uri for asset in assets),
+        )
+        return True
 
     def _describe_asset_events(self, context: Context, manifest: Manifest) -> None:
         """Attach where the rows went to each Asset event, for Asset-scheduled consumers."""
@@ -176,6 +230,18 @@ class ErpNetODataOperator(BaseOperator):
         for outlet in self.outlets:
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra.update(extra)
+
+
+def _template_error(error: jinja2.TemplateError) -> ErpNetConfigError:
+    """The rendering error, with the fix when it is a value runs without a logical date lack."""
+    hint = ""
+    if isinstance(error, jinja2.UndefinedError):
+        hint = (
+            " Runs triggered without a logical date (airflow dags trigger, the REST API) have no "
+            "ds, ts, logical_date or data_interval_start/end: use values every run has, such as "
+            "{{ run_id }}, {{ dag_run.run_after }} or {{ (dag_run.logical_date or dag_run.run_after) | ds }}."
+        )
+    return ErpNetConfigError(f"A templated argument could not be rendered for this run: {error}.{hint}")
 
 
 def _target(
