@@ -19,12 +19,14 @@ def example_dags() -> dict[str, Any]:
     return dict(bag.dags)
 
 
-def runs_on_unpause(dag: Any, now: dt.datetime, *, cap: int = 100) -> int:
-    """How many runs the scheduler creates at ``now`` for ``dag`` unpaused (counted up to ``cap``).
+def runs_on_unpause(dag: Any, *, cap: int = 100) -> int:
+    """How many runs the scheduler creates for ``dag`` unpaused now (counted up to ``cap``).
 
     Walks the DAG's timetable the way the scheduler does (Airflow's core timetable, with the DAG's
-    start_date, end_date and catchup), so a catch-up storm shows as ``cap``.
+    start_date, end_date and catchup; without catchup it reads the clock itself), so a catch-up
+    storm shows as ``cap``.
     """
+    now = dt.datetime.now(dt.timezone.utc)
     from airflow.serialization.encoders import coerce_to_core_timetable
     from airflow.timetables.base import TimeRestriction
 

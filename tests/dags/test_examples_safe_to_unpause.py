@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import datetime as dt
 from pathlib import Path
 
 import pendulum
@@ -14,7 +13,6 @@ from tests.dags.example_dags import example_dags, runs_on_unpause
 
 MAX_RUNS_PER_DAG = 2
 MAX_RUNS_IN_ALL = 5
-NOW = dt.datetime.now(dt.timezone.utc)
 DAGS = example_dags()
 
 
@@ -24,11 +22,11 @@ def test_unpausing_queues_at_most_a_couple_of_runs(dag_id: str) -> None:
     assert dag.start_date is not None and dag.start_date.tzinfo is not None, "give an aware start_date"
     if dag.catchup:
         assert dag.end_date is not None, "catchup=True only with an end_date, so the backfill is bounded"
-    assert runs_on_unpause(dag, NOW) <= MAX_RUNS_PER_DAG
+    assert runs_on_unpause(dag) <= MAX_RUNS_PER_DAG
 
 
 def test_unpausing_every_example_queues_a_handful_of_runs() -> None:
-    runs = {dag_id: runs_on_unpause(dag, NOW) for dag_id, dag in DAGS.items()}
+    runs = {dag_id: runs_on_unpause(dag) for dag_id, dag in DAGS.items()}
     assert sum(runs.values()) <= MAX_RUNS_IN_ALL, runs
 
 
@@ -44,14 +42,14 @@ def test_the_count_sees_a_catch_up_storm() -> None:
     storm = DAG(
         "storm",
         schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
-        start_date=pendulum.instance(NOW - dt.timedelta(days=30)),
+        start_date=pendulum.now("UTC").subtract(days=30),
         catchup=True,
     )
     calm = DAG(
         "calm",
         schedule=CronDataIntervalTimetable("@hourly", timezone="UTC"),
-        start_date=pendulum.instance(NOW - dt.timedelta(days=30)),
+        start_date=pendulum.now("UTC").subtract(days=30),
         catchup=False,
     )
-    assert runs_on_unpause(storm, NOW) == 100
-    assert runs_on_unpause(calm, NOW) == 1
+    assert runs_on_unpause(storm) == 100
+    assert runs_on_unpause(calm) == 1
