@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from types import TracebackType
 from typing import Any
 from uuid import UUID
@@ -15,6 +15,7 @@ from .errors import ErpNetApiError, ErpNetError, ErpNetTransportError
 from .literals import as_guid
 from .metadata import ServiceMetadata, parse_metadata, unknown_entity_set_message
 from .odata import ODataQuery, Page, check_entity_set, iter_pages, normalise_select
+from .partitions import PARTITION_SAMPLE, Partition, plan_partitions
 from .settings import ErpNetSettings
 from .transport import Transport
 from .urls import safe_url
@@ -131,6 +132,34 @@ class ErpNetClient:
                 self._count_segment = False
                 return total
             return _parse_count(response.content, url)
+
+    def plan_partitions(
+        self, entity_set: str, partitions: int, *, filter: str | None = None, by: str | None = None
+    ) -> list[Partition]:
+        """Split the rows matching ``filter`` into ``partitions`` ranges of about equal size.
+
+        See ``client.partitions``: ranges of ``Id`` (or ``CreationTime``) that rows cannot leave,
+        balanced by ``$count`` bisection, verified to add up to the set's ``$count``.
+        """
+
+        def first_ids(orderby: str) -> list[str]:
+            pages = self.iter_pages(
+                entity_set, filter=filter, select="Id", orderby=orderby, page_size=PARTITION_SAMPLE
+            )
+            with closing(pages):
+                page = next(pages, None)
+            return [str(record["Id"]) for record in (page.records if page else []) if record.get("Id")]
+
+        properties = [p.name for p in self.metadata().entity_type(entity_set).properties]
+        return plan_partitions(
+            lambda text: self.count(entity_set, filter=text),
+            first_ids,
+            entity_set,
+            partitions,
+            filter=filter,
+            by=by,
+            properties=properties,
+        )
 
     def get(
         self,

@@ -47,6 +47,10 @@ class Manifest:
     server_count: int | None = None
     duplicates_removed: int = 0
     duration_seconds: float = 0.0
+    # A part of a partitioned extraction: the partition it read (``Partition.to_dict()``).
+    partition: dict[str, Any] | None = None
+    # A gathered extraction: one summary per part (index, label, filter, rows, files, counts).
+    parts: list[dict[str, Any]] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (str, int, float, None, lists, dicts)."""
@@ -63,6 +67,9 @@ class Manifest:
             "server_count": self.server_count,
             "duplicates_removed": self.duplicates_removed,
             "duration_seconds": self.duration_seconds,
+            # Only on parts and gathered manifests, so a plain extraction's manifest keeps its keys.
+            **({"partition": dict(self.partition)} if self.partition is not None else {}),
+            **({"parts": [dict(part) for part in self.parts]} if self.parts is not None else {}),
         }
 
     @classmethod
@@ -87,6 +94,8 @@ class Manifest:
             server_count=data.get("server_count"),
             duplicates_removed=int(data.get("duplicates_removed", 0)),
             duration_seconds=float(data.get("duration_seconds", 0.0)),
+            partition=None if data.get("partition") is None else dict(data["partition"]),
+            parts=None if data.get("parts") is None else [dict(part) for part in data["parts"]],
         )
 
 

@@ -16,7 +16,10 @@ Two paths lead to the output, chosen so the common case costs nothing:
   memory does not grow with the rows.
 
 Completeness: after the rows are written, ``$count`` is asked for the same filter and compared
-with the rows kept; see ``check_completeness``.
+with the rows kept; see ``check_completeness``. When they differ and ``$count`` also moved since
+the read began (rows created or deleted meanwhile, e.g. behind the keyset position), nothing is
+committed and the query is read again, at most ``READ_ATTEMPTS`` reads in all; a difference with
+an unchanged count is a loss and fails at once.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from airflow_provider_erpnet.client.jsonutil import loads
 from airflow_provider_erpnet.client.literals import literal
 from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE, normalise_select
+from airflow_provider_erpnet.client.partitions import Partition
 from airflow_provider_erpnet.client.prefetch import Prefetcher
 from airflow_provider_erpnet.io import Column, FileInfo, Manifest, OutputWriter, columns_for, iter_records
 from airflow_provider_erpnet.io.dedupe import Deduper, SpooledDeduper, without
@@ -52,6 +56,9 @@ log = logging.getLogger(__name__)
 
 CheckCount = bool | Literal["warn"]
 KEY = "Id"
+# Reads of one extraction when rows are created or deleted under it (its $count moves while the
+# pages are read and the rows it got differ from the new count); one partition is quick to re-read.
+READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -67,14 +74,26 @@ class ExtractionRequest:
     incremental_column: str | None = None
     window: Window | None = None
     check_count: CheckCount = True
+    partition: Partition | None = None  # one range of a partition plan: read only its rows
 
     def __post_init__(self) -> None:
         check_count_mode(self.check_count)
 
     @property
-    def full_filter(self) -> str | None:
-        """The user's filter AND the window's, each parenthesised."""
+    def base_filter(self) -> str | None:
+        """The user's filter AND the window's, each parenthesised: the whole set's rows."""
         return and_filters(self.filter, self.window.filter() if self.window else None)
+
+    @property
+    def full_filter(self) -> str | None:
+        """``base_filter`` AND the partition's range."""
+        return and_filters(self.base_filter, self.partition.filter if self.partition else None)
+
+    def partition_entry(self) -> dict[str, Any] | None:
+        """The manifest's ``partition``: the range read, with ``base_filter`` the gather step counts."""
+        if self.partition is None:
+            return None
+        return {**self.partition.to_dict(), "base_filter": self.base_filter}
 
     @property
     def full_select(self) -> tuple[str, ...]:
@@ -186,18 +205,24 @@ def run_extraction(
     output.writer(output.columns(request, request.full_select, [], logger)).abort()
     remove_stale_temps(target, fmt, before=time.time(), logger=logger)
     expected = _checked_count(client, request)
-    try:
-        written = _extract_once(
-            client, request, output, expected, logger, staged=not request.ids_in_order, started=started
-        )
-    except _OrderBroken as broken:
-        logger.warning(
-            "%s: Ids arrived out of order at row %d although paging should keep them ordered; "
-            "nothing was committed, reading again through a local spool to remove duplicates.",
-            request.entity_set,
-            broken.row,
-        )
-        written = _extract_once(client, request, output, expected, logger, staged=True, started=started)
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            written = _extract_ordered(client, request, output, expected, logger, started)
+            break
+        except _CountChanged as changed:
+            if attempt == READ_ATTEMPTS:
+                raise changed.error from None
+            logger.warning(
+                "%s: the server's count went from %d to %d while %d rows were read (rows were created "
+                "or deleted meanwhile); nothing was committed, reading again (attempt %d of %d).",
+                request.entity_set,
+                changed.before,
+                changed.after,
+                changed.written,
+                attempt + 1,
+                READ_ATTEMPTS,
+            )
+            expected = changed.after
     manifest = written.manifest
     written.progress.finish(
         rows=manifest.rows,
@@ -342,6 +367,28 @@ class _Written:
     progress: Progress
 
 
+def _extract_ordered(
+    client: ErpNetClient,
+    request: ExtractionRequest,
+    output: _Output,
+    expected: int | None,
+    logger: logging.Logger | logging.LoggerAdapter,
+    started: float,
+) -> _Written:
+    """One read on the direct path, or on the staged path if Ids turn out not to be in order."""
+    try:
+        staged = not request.ids_in_order
+        return _extract_once(client, request, output, expected, logger, staged=staged, started=started)
+    except _OrderBroken as broken:
+        logger.warning(
+            "%s: Ids arrived out of order at row %d although paging should keep them ordered; "
+            "nothing was committed, reading again through a local spool to remove duplicates.",
+            request.entity_set,
+            broken.row,
+        )
+        return _extract_once(client, request, output, expected, logger, staged=True, started=started)
+
+
 def _extract_once(
     client: ErpNetClient,
     request: ExtractionRequest,
@@ -372,7 +419,12 @@ def _extract_once(
                 _write_direct(all_pages, deduper, writer)
                 read = deduper.rows
             server_count = _checked_count(client, request)
-            check_completeness(request.entity_set, writer.rows, server_count, request.check_count)
+            try:
+                check_completeness(request.entity_set, writer.rows, server_count, request.check_count)
+            except ErpNetIncompleteError as error:
+                if server_count != expected:  # the data changed under the read: a new read may match
+                    raise _CountChanged(error, expected, server_count, writer.rows) from None
+                raise
 
             def describe(files: list[FileInfo]) -> Manifest:
                 return Manifest(
@@ -387,6 +439,7 @@ def _extract_once(
                     server_count=server_count,
                     duplicates_removed=read - writer.rows,
                     duration_seconds=round(time.monotonic() - started, 3),
+                    partition=request.partition_entry(),
                 )
 
             writer.commit(describe)
@@ -396,6 +449,16 @@ def _extract_once(
         else:
             pages.close()
     return _Written(writer.manifest, progress)
+
+
+class _CountChanged(Exception):
+    """Internal: rows and ``$count`` differ, and ``$count`` moved during the read; read again."""
+
+    def __init__(
+        self, error: ErpNetIncompleteError, before: int | None, after: int | None, written: int
+    ) -> None:
+        super().__init__(str(error))
+        self.error, self.before, self.after, self.written = error, before, after, written
 
 
 class _OrderBroken(Exception):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import jinja2
@@ -16,6 +16,7 @@ from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE
+from airflow_provider_erpnet.client.partitions import Partition, as_partition
 from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
 from airflow_provider_erpnet.io import FORMATS, Manifest
 from airflow_provider_erpnet.io.output import local_path
@@ -27,6 +28,7 @@ from airflow_provider_erpnet.operators.extraction import (
     run_extraction,
 )
 from airflow_provider_erpnet.operators.lineage import ExtractionLineage, operator_lineage
+from airflow_provider_erpnet.operators.partitioned import part_target
 from airflow_provider_erpnet.operators.windows import check_overlap, window_from_context
 
 if TYPE_CHECKING:
@@ -75,9 +77,15 @@ class ErpNetODataOperator(BaseOperator):
     :param asset_event_if_empty: whether an extraction that finds no rows emits its Asset events.
         By default it does not, so Asset-scheduled consumers are not woken for nothing; the (empty)
         file and the manifest are written either way.
+    :param partition: one partition of ``ErpNetHook.plan_partitions`` (usually mapped:
+        ``.partial(...).expand(partition=plan)``): read only its rows (its range ANDed with
+        ``filter`` and the window), write them to ``output_path`` with the partition's label before
+        the suffix (``customers.part-002-of-008.parquet``) and return a part manifest for
+        ``ErpNetHook.gather_partitions``. See docs/partitions.md.
 
     Unless ``outlets`` is given, a task with ``output_path`` updates the Asset
-    ``erpnet://<erpnet_conn_id>/<entity_set>`` (see ``erpnet_asset``).
+    ``erpnet://<erpnet_conn_id>/<entity_set>`` (see ``erpnet_asset``); a partition's task does not,
+    as one part is not the whole set: declare the Asset on the gather task.
 
     Runs of every kind work: a run triggered without a logical date (``airflow dags trigger``, the
     REST API) reads the data interval its DAG's data-interval timetable infers for the moment it
@@ -111,9 +119,16 @@ class ErpNetODataOperator(BaseOperator):
         max_rows_per_file: int | None = None,
         max_xcom_records: int = 1000,
         asset_event_if_empty: bool = False,
+        partition: Partition | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if output_path is not None and "outlets" not in kwargs and not _templated(erpnet_conn_id, entity_set):
+        whole_set = partition is None
+        if (
+            output_path is not None
+            and "outlets" not in kwargs
+            and whole_set
+            and not _templated(erpnet_conn_id, entity_set)
+        ):
             kwargs["outlets"] = [erpnet_asset(erpnet_conn_id, entity_set)]
         super().__init__(**kwargs)
         _check_arguments(page_size, output_format, check_count, overlap, max_xcom_records, max_rows_per_file)
@@ -134,6 +149,9 @@ class ErpNetODataOperator(BaseOperator):
         self._lineage: ExtractionLineage | None = None
         self.asset_event_if_empty = asset_event_if_empty
         self._render_error: jinja2.TemplateError | None = None
+        self.partition = partition
+        if isinstance(partition, (Partition, Mapping)):
+            self._part(as_partition(partition))  # fail when the DAG is parsed, where possible
 
     def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
         """Render as usual, but keep a rendering error for ``execute`` to raise.
@@ -155,6 +173,7 @@ class ErpNetODataOperator(BaseOperator):
         )
         if self._render_error is not None:
             raise _template_error(self._render_error) from self._render_error
+        partition = None if self.partition is None else self._part(as_partition(self.partition))
         if window is not None and context.get("data_interval_start") is None:
             self.log.info(
                 "No data interval (run triggered without a logical date): reading [%s, %s], the "
@@ -173,6 +192,7 @@ class ErpNetODataOperator(BaseOperator):
             incremental_column=self.incremental_column,
             window=window,
             check_count=self.check_count,
+            partition=partition,
         )
         hook = ErpNetHook(self.erpnet_conn_id)
         try:
@@ -182,10 +202,14 @@ class ErpNetODataOperator(BaseOperator):
                 self._lineage = ExtractionLineage(client.api_url, self.entity_set, None, None)
                 self._drop_events_if_empty(len(records))
                 return records
+            output_path = self.output_path
+            if partition is not None:
+                output_path = part_target(output_path, self.output_format, partition)
+                self.log.info("Reading %s of %s: %s.", partition.label, self.entity_set, partition.filter)
             manifest = run_extraction(
                 client,
                 request,
-                _target(self.output_path),
+                _target(output_path),
                 fmt=self.output_format,
                 max_rows_per_file=self.max_rows_per_file,
                 logger=self.log,
@@ -217,6 +241,20 @@ class ErpNetODataOperator(BaseOperator):
             ", ".join(asset.uri for asset in assets),
         )
         return True
+
+    def _part(self, partition: Partition) -> Partition:
+        """The partition, if it is one of this operator's entity set and can go to a file."""
+        if self.output_path is None:
+            raise ErpNetConfigError(
+                f"{self.task_id}: partition needs output_path; each partition writes its own part file "
+                "and the gather step lists them all."
+            )
+        if not _templated(self.entity_set) and partition.entity_set != self.entity_set:
+            raise ErpNetConfigError(
+                f"{self.task_id}: the partition was planned for {partition.entity_set}, not "
+                f"{self.entity_set}; plan the partitions of the entity set this task extracts."
+            )
+        return partition
 
     def _describe_asset_events(self, context: Context, manifest: Manifest) -> None:
         """Attach where the rows went to each Asset event, for Asset-scheduled consumers."""
