@@ -13,6 +13,10 @@ Rows created while the DAG runs land in exactly one range. A part re-read by a r
 them; a row created in a range after its part was read is counted by ``gather``, logged and left
 for the next run (docs/partitions.md). Retries are safe: a failed part leaves nothing behind.
 
+When unpaused: nothing runs at once; one run every night at 03:00 UTC (``catchup=False``). A run
+triggered without a logical date (``airflow dags trigger``, the REST API) writes under the day it
+was triggered.
+
 Set the Airflow Variable ``erpnet_output_dir`` (a local directory, or an ObjectStoragePath URL
 such as ``s3://aws_default@my-bucket/erpnet``) and the connection ``erpnet_default``.
 """
@@ -30,7 +34,10 @@ from airflow_provider_erpnet.operators.odata import ErpNetODataOperator, erpnet_
 
 ENTITY_SET = "Crm_Sales_Customers"
 PARTITIONS = 4
-RUN_DIR = "{{ var.value.get('erpnet_output_dir', '/tmp/erpnet') }}/partitioned/{{ ds }}"
+RUN_DIR = (
+    "{{ var.value.get('erpnet_output_dir', '/tmp/erpnet') }}/partitioned/"
+    "{{ (dag_run.logical_date or dag_run.run_after) | ds }}"
+)
 
 
 @dag(
