@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format sandbox benchmarks bench clean
+# `make compat`: the lowest Airflow pyproject.toml accepts (apache-airflow>=X), in its own virtualenv.
+COMPAT_AIRFLOW ?= $(shell sed -n 's/.*"apache-airflow>=\([0-9.]*\)".*/\1/p' pyproject.toml)
+COMPAT_VENV := .venv-compat-$(COMPAT_AIRFLOW)
+
+.PHONY: demo test lint format sandbox benchmarks bench compat clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "Python 3.10 or newer is needed: make PYTHON=python3.12 ...")'
@@ -29,8 +33,10 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-sandbox: $(STAMP)  ## Run the sandbox in the foreground on port 8765.
-	$(BIN)/python -m airflow_provider_erpnet.sandbox --port 8765
+SANDBOX_PORT ?= 8765
+
+sandbox: $(STAMP)  ## Run the sandbox in the foreground on port 8765 (SANDBOX_PORT=0: any free port).
+	$(BIN)/python -m airflow_provider_erpnet.sandbox --port $(SANDBOX_PORT)
 
 BENCH_STAMP := $(VENV)/.bench-installed
 
@@ -46,5 +52,20 @@ benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/sandbox_speed.py
 	$(BIN)/python benchmarks/memory.py
 
+# Old Airflow releases declare no upper bounds that today's libraries respect (3.2.0 breaks with
+# fastapi 0.163 / cadwyn 9); Airflow's docs install with its constraint files, which live on
+# GitHub. compat-constraints.txt pins the few libraries that matter, for offline runs;
+# COMPAT_CONSTRAINTS=https://raw.githubusercontent.com/apache/airflow/constraints-3.2.0/constraints-3.11.txt
+# uses Airflow's own.
+COMPAT_CONSTRAINTS ?= compat-constraints.txt
+
+compat:  ## The lowest supported Airflow (or COMPAT_AIRFLOW=x.y.z) in its own venv: provider-info, hook, operator and DAG tests.
+	$(PYTHON) -m venv $(COMPAT_VENV)
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(COMPAT_VENV)/bin/python -m pip install --quiet --constraint $(COMPAT_CONSTRAINTS) \
+		"apache-airflow==$(COMPAT_AIRFLOW)" -e '.[dev]'
+	$(COMPAT_VENV)/bin/python -c 'import airflow; print("Testing against Airflow", airflow.__version__)'
+	$(COMPAT_VENV)/bin/pytest tests/test_provider_info.py tests/hooks tests/operators tests/dags
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .airflow-demo
+	rm -rf $(VENV) .venv-compat-* .pytest_cache .ruff_cache .airflow-demo .airflow-first

@@ -55,7 +55,8 @@ EXTRA_FIELDS: dict[str, dict[str, Any]] = {
     },
     "max_attempts": {
         "label": "Attempts per request",
-        "description": "Retries on throttling (429), 502/503/504 and dropped connections, included.",
+        "description": "Attempts per request, the first one included; throttling (429), 502/503/504 "
+        "and dropped connections are retried.",
         "schema": {"type": ["integer", "null"], "default": 8, "minimum": 1},
     },
     "max_wait": {
@@ -73,6 +74,24 @@ EXTRA_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Where the shared token files live. Default: $XDG_CACHE_HOME (or ~/.cache)"
         "/airflow-provider-erpnet/tokens.",
         "schema": {"type": ["string", "null"]},
+    },
+    "max_response_mb": {
+        "label": "Largest answer (MiB)",
+        "description": "The most one answer may hold once decompressed; a larger one fails the request "
+        "instead of filling the worker's memory. A 1000-row page is a few MiB.",
+        "schema": {"type": ["number", "null"], "default": 256, "minimum": 1},
+    },
+    "response_timeout": {
+        "label": "Response deadline (seconds)",
+        "description": "The longest one answer may take, from sending the request to its last byte, "
+        "however steadily the server trickles it (read timeout applies to each read).",
+        "schema": {"type": ["number", "null"], "default": 600, "minimum": 1},
+    },
+    "allow_plain_http": {
+        "label": "Allow plain http to other hosts",
+        "description": "Send the client secret and tokens over unencrypted http to a host other than this "
+        "machine. Only for test instances on a network you trust.",
+        "schema": {"type": ["boolean", "null"], "default": False},
     },
 }
 

@@ -3,6 +3,8 @@
 Connection ``erpnet_default`` (type ``erpnet``): host = ERP.net instance URL, login = trusted
 application URI, password = its secret. The token is never logged or returned; the hook caches it
 (memory and a 0600 file) so the second task reuses it instead of taking another licence slot.
+
+When unpaused: nothing runs until you trigger it (``schedule=None``).
 """
 
 from __future__ import annotations

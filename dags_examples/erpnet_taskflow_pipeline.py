@@ -3,7 +3,8 @@
 ``extract`` (the operator) writes Parquet and passes only its manifest through XCom; ``summarise``
 reads the rows back from the manifest with ``iter_records`` (exact ``Decimal`` values, whatever
 the file format) and sums ``CreditLimit`` per currency; ``write_summary`` stores the totals as
-JSON beside the extract. Run it against the local sandbox::
+JSON beside the extract, under a directory named after the run. When unpaused: nothing runs until
+you trigger it (``schedule=None``). Run it against the local sandbox::
 
     erpnet-sandbox &                      # prints the AIRFLOW_CONN_ERPNET_DEFAULT to export
     airflow dags test erpnet_taskflow_pipeline

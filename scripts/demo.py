@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -38,6 +39,17 @@ def _messages(output: str) -> list[str]:
         if match:
             found.append(match.group("message").split(", run_start_date=")[0])
     return found
+
+
+def _edge_case_note(rows: Iterable[dict]) -> str:
+    """Why the totals run to 17 digits: the sandbox's deliberate maximum credit limits."""
+    from airflow_provider_erpnet.sandbox.data import MAX_AMOUNT
+
+    largest = sum(1 for row in rows if row["CreditLimit"]["Value"] == MAX_AMOUNT)
+    return (
+        f"  (the totals below include {largest} deliberate edge-case customers whose credit limit is the "
+        f"largest Amount ERP.net stores, {MAX_AMOUNT}: the sandbox's data tests exactness, not realism)"
+    )
 
 
 def main() -> int:
@@ -80,10 +92,14 @@ def main() -> int:
         result = subprocess.run([airflow, "dags", "test", DAG_ID], env=env, text=True, capture_output=True)
         log_file = HOME / f"{DAG_ID}.log"
         log_file.write_text(result.stdout + result.stderr)
+        noted = False
         for message in _messages(result.stdout + result.stderr):
             if message.startswith("Manifest: "):
                 _print_manifest(json.loads(message.removeprefix("Manifest: ")))
             elif message.startswith(SHOWN):
+                if not noted and "credit limit total" in message:
+                    print(_edge_case_note(sandbox.dataset.rows("Crm_Sales_Customers")))
+                    noted = True
                 print(f"  {message}")
         print(f"full log: {log_file}")
         outcome = "succeeded" if result.returncode == 0 else f"FAILED (exit {result.returncode})"

@@ -63,10 +63,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 @pytest.fixture(scope="session")
 def airflow_db() -> Path:
-    """Migrate the SQLite metadata DB once per test session."""
+    """Migrate the SQLite metadata DB once per test session.
+
+    A copy of the freshly migrated DB stays beside it as ``pristine.db``, for tests that start a
+    fresh Airflow deployment of their own (no runs of other tests in it) without migrating again.
+    """
     result = run_airflow("db", "migrate")
     if result.returncode != 0:
         raise RuntimeError(f"airflow db migrate failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    shutil.copyfile(AIRFLOW_HOME / "airflow.db", AIRFLOW_HOME / "pristine.db")
     return AIRFLOW_HOME
 
 

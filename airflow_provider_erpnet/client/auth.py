@@ -9,6 +9,7 @@ a 401 only if no one replaced them yet, so a burst of 401s costs one new token.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import math
@@ -18,31 +19,25 @@ from collections.abc import Callable
 
 import requests
 
-from . import jsonutil
+from . import jsonutil, redact
+from .body import BodyError
 from .clock import SYSTEM_CLOCK, Clock
-from .errors import ErpNetAuthError, ErpNetTransportError
-from .retry import (
-    RETRY_STATUSES,
-    RetriesExhausted,
-    RetryableStatus,
-    call_with_retries,
-    network_error,
-    read_body,
-)
+from .errors import ErpNetAuthError, ErpNetConfigError, ErpNetTransportError
+from .retry import RetriesExhausted, RetryableStatus, call_with_retries, fetch, network_error
 from .settings import ErpNetSettings
 from .token_cache import CachedToken, FileTokenCache, TokenKey
-from .urls import host_of, safe_url
+from .urls import Destination, host_of, safe_url
 
 log = logging.getLogger(__name__)
 
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 FALLBACK_TOKEN_PATH = "/connect/token"
 DEFAULT_LIFETIME = 300.0
+# A longer promise is not believed: the token is refreshed after a day (and on any 401 before).
+MAX_LIFETIME = 86400.0
 # Identity servers write exp in whole seconds from a truncated issue time, so a token can end up to
 # this long before the moment the request was sent plus expires_in.
 EXP_ROUNDING = 1.0
-MAX_SERVER_TEXT = 500
-
 _secret_masker: Callable[[str], None] | None = None
 
 
@@ -116,10 +111,19 @@ def clear_memory_cache() -> None:
     _MEMORY.clear()
 
 
-def _no_netrc(request: requests.PreparedRequest) -> requests.PreparedRequest:
-    """An explicit no-op auth: without one, requests adds Basic auth from ~/.netrc, and the
-    identity server refuses a request that carries client credentials twice."""
-    return request
+class _IdentityGuard(requests.auth.AuthBase):
+    """Lets a request go only to the identity server's origin, checked on the URL as it is sent.
+
+    Being an explicit auth it also keeps requests from adding Basic auth from ~/.netrc (the
+    identity server refuses a request that carries client credentials twice).
+    """
+
+    def __init__(self, destination: Destination) -> None:
+        self._destination = destination
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        self._destination.check(str(request.url))
+        return request
 
 
 class TokenProvider:
@@ -139,9 +143,19 @@ class TokenProvider:
         self._token_key: TokenKey | None = None
         self._file_cache = FileTokenCache(settings.disk_cache_dir) if settings.disk_cache else None
         self._last_masked: str | None = None
+        self._identity = Destination(
+            settings.resolved_identity_url,
+            setting="identity_url",
+            service="identity server",
+            carries="the client secret",
+            allow_plain_http=settings.allow_plain_http,
+        )
+        self._guard = _IdentityGuard(self._identity)
+        self._missing_scopes: list[str] = []
         self.tokens_requested = 0
         self.retries = 0
         _mask(settings.client_secret)
+        redact.remember_secret(settings.client_secret, settings.client_id)
 
     @property
     def token_endpoint(self) -> str:
@@ -164,6 +178,7 @@ class TokenProvider:
                     _MEMORY.put(key, cached)
         if cached.access_token != self._last_masked:
             _mask(cached.access_token)
+            redact.remember_token(cached.access_token)
             self._last_masked = cached.access_token
         return cached.access_token
 
@@ -222,26 +237,27 @@ class TokenProvider:
             raise network_error(
                 exc, url, self._settings, service="identity server", setting="identity_url"
             ) from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, BodyError) as exc:
             raise network_error(
                 exc, url, self._settings, service="identity server", setting="identity_url"
             ) from None
 
     def _send(self, method: str, url: str, data: dict[str, str] | None = None) -> requests.Response:
-        s = self._settings
-        response = self._session.request(
-            method,
-            url,
-            data=data,
-            headers={"Accept": "application/json", "User-Agent": s.user_agent},
-            auth=_no_netrc,
-            timeout=(s.connect_timeout, s.read_timeout),
-            verify=s.requests_verify,
-            stream=True,
+        """One request to the identity server; a redirect is an error, never followed (the secret
+        would go along with the form)."""
+        response = fetch(
+            self._session, self._settings, method, url, auth=self._guard, accept="application/json", data=data
         )
-        read_body(response)
-        if response.status_code in RETRY_STATUSES:
-            raise RetryableStatus(response)
+        if response.is_redirect:
+            location = response.headers.get("Location", "")
+            raise ErpNetTransportError(
+                f"The ERP.net identity server at {host_of(url)} answered {response.status_code}, a redirect "
+                f"to {safe_url(location) or 'nowhere'}. Requests to the identity server never follow "
+                "redirects, since the client secret would go along: set identity_url to the identity "
+                "server's own address (the redirect's target, if you trust it).",
+                url=safe_url(url),
+                setting="identity_url",
+            )
         return response
 
     def _discover(self) -> str:
@@ -257,6 +273,14 @@ class TokenProvider:
             endpoint = document.get("token_endpoint") if isinstance(document, dict) else None
         if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
             raise self._not_identity_server(url, response)
+        refusal = self._identity.refusal(endpoint)
+        if refusal is not None:
+            raise ErpNetConfigError(
+                f"The identity server's discovery document names the token endpoint {safe_url(endpoint)}, "
+                f"but {refusal.reason}; the client secret goes only to identity_url's origin. "
+                f"{refusal.fix}",
+                setting=refusal.setting,
+            )
         return endpoint
 
     def _request_token(self) -> CachedToken:
@@ -280,6 +304,7 @@ class TokenProvider:
         if not isinstance(access_token, str) or not access_token:
             raise self._not_identity_server(endpoint, response)
         _mask(access_token)
+        redact.remember_token(access_token)
         lifetime = _lifetime(body.get("expires_in"))
         self.tokens_requested += 1
         log.info(
@@ -289,6 +314,7 @@ class TokenProvider:
             self.tokens_requested,
         )
         granted = body.get("scope")
+        self._check_scopes(granted, access_token)
         return CachedToken(
             access_token=access_token,
             expires_at=started + lifetime - EXP_ROUNDING,
@@ -298,8 +324,31 @@ class TokenProvider:
             client_id=s.client_id,
         )
 
+    def _check_scopes(self, granted_field: object, access_token: str) -> None:
+        """Warn once when the token grants fewer scopes than the connection's ``scope`` asks for.
+
+        Identity servers may grant less than requested instead of refusing; the 403s that follow
+        would otherwise be the first sign of it.
+        """
+        requested = list(dict.fromkeys((self._settings.scope or "").split()))
+        granted = granted_scopes(granted_field, access_token)
+        if not requested or granted is None:
+            return
+        missing = [scope for scope in requested if scope not in granted]
+        if missing and missing != self._missing_scopes:
+            log.warning(
+                "The identity server granted the scopes %s but not %s of the requested scope %r: requests "
+                "that need %s will be refused (403). Allow them in the trusted application's Scope, or "
+                "leave out of the connection's scope what it does not grant.",
+                " ".join(sorted(granted)) or "(none)",
+                " ".join(missing),
+                self._settings.scope,
+                "it" if len(missing) == 1 else "them",
+            )
+        self._missing_scopes = missing
+
     def _not_identity_server(self, url: str, response: requests.Response) -> ErpNetTransportError:
-        content_type = response.headers.get("Content-Type") or "no content type"
+        content_type = redact.server_text(response.headers.get("Content-Type"), 80) or "no content type"
         return ErpNetTransportError(
             f"{safe_url(url)} answered {response.status_code} ({content_type}), which is not what an "
             "ERP.net identity server sends. Check the host in instance_url and identity_url: the identity "
@@ -310,21 +359,15 @@ class TokenProvider:
 
     def _oauth_error(self, body: dict, status: int) -> ErpNetAuthError:
         s = self._settings
-        error = body["error"]
-        description = body.get("error_description")
-        said = (
-            f"{error}: {self._scrub(description)}" if isinstance(description, str) and description else error
-        )
+        error = redact.server_text(body["error"], 80) or "error"
+        description = redact.server_text(body.get("error_description"))
+        said = f"{error}: {description}" if description else error
         return ErpNetAuthError(
             f"The ERP.net identity server at {host_of(self.token_endpoint)} refused a token for client "
             f"{s.client_id!r} ({said}). {_oauth_hint(error, s.scope)}",
             error=error,
             status=status,
         )
-
-    def _scrub(self, text: str) -> str:
-        """Server text, shortened, with the secret cut out should a server ever echo it."""
-        return text.replace(self._settings.client_secret, "***")[:MAX_SERVER_TEXT]
 
 
 def _oauth_hint(error: str, scope: str | None) -> str:
@@ -360,6 +403,32 @@ def _oauth_hint(error: str, scope: str | None) -> str:
     return "See the identity server's message; check the trusted application's settings in ERP.net."
 
 
+def granted_scopes(scope_field: object, access_token: str) -> set[str] | None:
+    """The scopes a token answer grants: its ``scope`` field, else the access token's ``scope``
+    claim (a JWT's payload, read without verification: only the API verifies tokens); None if
+    neither says."""
+    if isinstance(scope_field, str):
+        return set(scope_field.split())
+    claim = _jwt_claims(access_token).get("scope")
+    if isinstance(claim, str):
+        return set(claim.split())
+    if isinstance(claim, list) and all(isinstance(scope, str) for scope in claim):
+        return set(claim)
+    return None
+
+
+def _jwt_claims(token: str) -> dict:
+    """The payload of a JWT, or an empty dict for an opaque token."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return {}
+    try:
+        claims = jsonutil.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
 def _json_or_none(response: requests.Response) -> object:
     try:
         return jsonutil.loads(response.content)
@@ -371,9 +440,14 @@ def _lifetime(expires_in: object) -> float:
     """Seconds from the ``expires_in`` field; a conservative default when a server omits it."""
     try:
         seconds = 0.0 if isinstance(expires_in, bool) else float(expires_in)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        seconds = 0.0
-    if 0 < seconds < math.inf:
+    except (TypeError, ValueError, OverflowError):
+        seconds = math.inf if isinstance(expires_in, int) and expires_in > 0 else 0.0
+    if seconds > MAX_LIFETIME:
+        log.info(
+            "The token answer promises more than %.0f s of validity; refreshing it after that.", MAX_LIFETIME
+        )
+        return MAX_LIFETIME
+    if seconds > 0:
         return seconds
     log.warning("The token answer has no usable expires_in; assuming %.0f s.", DEFAULT_LIFETIME)
     return DEFAULT_LIFETIME

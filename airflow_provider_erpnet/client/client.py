@@ -5,30 +5,37 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from types import TracebackType
 from typing import Any
 from uuid import UUID
 
+from .dialect import Dialect
 from .errors import ErpNetApiError, ErpNetError, ErpNetTransportError
 from .literals import as_guid
 from .metadata import ServiceMetadata, parse_metadata, unknown_entity_set_message
 from .odata import ODataQuery, Page, check_entity_set, iter_pages, normalise_select
+from .partitions import PARTITION_SAMPLE, Partition, plan_partitions
 from .settings import ErpNetSettings
 from .transport import Transport
+from .urls import safe_url
 
 log = logging.getLogger(__name__)
 
 # Statuses with which a server that lacks the ``/$count`` path segment may refuse it.
 _COUNT_SEGMENT_REFUSED = frozenset({400, 404, 405, 501})
-_DIGITS = re.compile(r"[0-9]+")
+# ERP.net counts rows in a database; 18 digits is more than any table holds, and a longer "count"
+# (100,000 digits, say) is an answer to refuse, not to convert.
+MAX_COUNT_DIGITS = 18
+_DIGITS = re.compile(rf"[0-9]{{1,{MAX_COUNT_DIGITS}}}")
 
 
 class ErpNetClient:
     """Reads entity sets page by page, counts them and fetches single records and metadata.
 
     Pass a ``transport`` to share one session and token between clients; the client closes
-    only a transport it created itself.
+    only a transport it created itself. ``dialect`` records which of ERP.net's query forms the
+    server refused (``$select=default``, ``2020-01-01Z``): see ``client/dialect.py``.
     """
 
     def __init__(self, settings: ErpNetSettings, *, transport: Transport | None = None) -> None:
@@ -38,6 +45,7 @@ class ErpNetClient:
         self.transport = transport if transport is not None else Transport(settings)
         self._metadata: ServiceMetadata | None = None
         self._count_segment = True
+        self.dialect = Dialect()
 
     def iter_pages(
         self,
@@ -50,12 +58,15 @@ class ErpNetClient:
         page_size: int | None = None,
         params: Mapping[str, str] | None = None,
         decode: Callable[[bytes], Any] | None = None,
+        expected_rows: int | None = None,
     ) -> Iterator[Page]:
         """Stream the pages of an entity set; options are checked now, requests start on iteration.
 
         ``decode`` turns each page body into a dict or an object with ``value`` and ``next_link``
         (``io.pagecodec.PageCodec.decode``); the extraction passes one that switches to its page
         codec once page 1 decided the columns. Default: JSON with ``Decimal`` for non-integers.
+        ``expected_rows``: the count the caller got for the same filter, if any; paging stops with an
+        error when the server sends well beyond it (see ``odata.PageGuard``).
         """
         query = ODataQuery(
             entity_set=entity_set,
@@ -68,10 +79,13 @@ class ErpNetClient:
         )
 
         def fetch_json(url: str, page_params: Mapping[str, str] | None) -> Any:
-            with self._explain_unknown_set(entity_set):
-                return self.transport.get_json(url, page_params, entity_set=entity_set, decode=decode)
+            def get(options: Mapping[str, str] | None) -> Any:
+                return self.transport.get_json(url, options, entity_set=entity_set, decode=decode)
 
-        return iter_pages(fetch_json, self.api_url, query)
+            with self._explain_unknown_set(entity_set):
+                return self.dialect.send(get, page_params)
+
+        return iter_pages(fetch_json, self.api_url, query, expected=expected_rows)
 
     def iter_records(
         self,
@@ -104,8 +118,11 @@ class ErpNetClient:
             if not self._count_segment:
                 return self._count_inline(url, params, entity_set)
             try:
-                response = self.transport.get(
-                    f"{url}/$count", params, entity_set=entity_set, accept="text/plain"
+                response = self.dialect.send(
+                    lambda options: self.transport.get(
+                        f"{url}/$count", options, entity_set=entity_set, accept="text/plain"
+                    ),
+                    params,
                 )
             except ErpNetApiError as error:
                 if error.status not in _COUNT_SEGMENT_REFUSED:
@@ -115,6 +132,34 @@ class ErpNetClient:
                 self._count_segment = False
                 return total
             return _parse_count(response.content, url)
+
+    def plan_partitions(
+        self, entity_set: str, partitions: int, *, filter: str | None = None, by: str | None = None
+    ) -> list[Partition]:
+        """Split the rows matching ``filter`` into ``partitions`` ranges of about equal size.
+
+        See ``client.partitions``: ranges of ``Id`` (or ``CreationTime``) that rows cannot leave,
+        balanced by ``$count`` bisection, verified to add up to the set's ``$count``.
+        """
+
+        def first_ids(orderby: str) -> list[str]:
+            pages = self.iter_pages(
+                entity_set, filter=filter, select="Id", orderby=orderby, page_size=PARTITION_SAMPLE
+            )
+            with closing(pages):
+                page = next(pages, None)
+            return [str(record["Id"]) for record in (page.records if page else []) if record.get("Id")]
+
+        properties = [p.name for p in self.metadata().entity_type(entity_set).properties]
+        return plan_partitions(
+            lambda text: self.count(entity_set, filter=text),
+            first_ids,
+            entity_set,
+            partitions,
+            filter=filter,
+            by=by,
+            properties=properties,
+        )
 
     def get(
         self,
@@ -133,7 +178,9 @@ class ErpNetClient:
         if expand:
             params["$expand"] = expand
         with self._explain_unknown_set(entity_set):
-            body = self.transport.get_json(url, params, entity_set=entity_set)
+            body = self.dialect.send(
+                lambda options: self.transport.get_json(url, options, entity_set=entity_set), params
+            )
         if not isinstance(body, dict):
             raise ErpNetTransportError(f"{entity_set}({id}) did not answer with a JSON object.", url=url)
         body.pop("@odata.context", None)
@@ -175,11 +222,17 @@ class ErpNetClient:
         return f"{self.api_url}{check_entity_set(entity_set)}"
 
     def _count_inline(self, url: str, params: Mapping[str, str], entity_set: str) -> int:
-        body = self.transport.get_json(url, {**params, "$count": "true", "$top": "0"}, entity_set=entity_set)
+        body = self.dialect.send(
+            lambda options: self.transport.get_json(url, options, entity_set=entity_set),
+            {**params, "$count": "true", "$top": "0"},
+        )
         total = body.get("@odata.count") if isinstance(body, dict) else None
-        if isinstance(total, bool) or not isinstance(total, int) or total < 0:
+        if isinstance(total, bool) or not isinstance(total, int) or not 0 <= total < 10**MAX_COUNT_DIGITS:
             raise ErpNetTransportError(
-                f"{entity_set}?$count=true answered without a valid @odata.count.", url=url
+                f"{entity_set}?$count=true answered without a valid @odata.count (a number of at most "
+                f"{MAX_COUNT_DIGITS} digits); check that api_url points at ERP.net's Domain API.",
+                url=safe_url(url),
+                setting="api_url",
             )
         return total
 
@@ -212,7 +265,12 @@ class ErpNetClient:
 
 
 def _parse_count(body: bytes, url: str) -> int:
-    digits = body.decode("utf-8-sig", errors="replace").strip()
+    digits = body[:100].decode("utf-8-sig", errors="replace").strip()
     if not _DIGITS.fullmatch(digits):
-        raise ErpNetTransportError(f"{url}/$count did not answer with a number.", url=f"{url}/$count")
+        raise ErpNetTransportError(
+            f"{safe_url(url)}/$count did not answer with a number (a count of at most {MAX_COUNT_DIGITS} "
+            "digits); check that api_url points at ERP.net's Domain API.",
+            url=safe_url(f"{url}/$count"),
+            setting="api_url",
+        )
     return int(digits)

@@ -16,14 +16,23 @@ _DECODER = msgspec.json.Decoder(float_hook=Decimal)
 _UTF8_BOM = b"\xef\xbb\xbf"
 
 
+class TooDeep(ValueError):
+    """The document nests arrays or objects deeper than the decoder can follow (no ERP.net answer does)."""
+
+
 def loads(data: bytes | str) -> Any:
     """Decode a JSON document; numbers with a fraction or exponent become ``Decimal``.
 
-    Raises ``ValueError`` (``msgspec.DecodeError``) when ``data`` is not valid JSON.
+    Raises ``ValueError`` when ``data`` is not valid JSON: ``msgspec.DecodeError``, or
+    :class:`TooDeep` for nesting the decoder cannot follow (it stops at the interpreter's
+    recursion limit, about a thousand levels).
     """
     if isinstance(data, str):
         data = data.encode("utf-8")
-    return _DECODER.decode(strip_bom(data))
+    try:
+        return _DECODER.decode(strip_bom(data))
+    except RecursionError:
+        raise TooDeep("JSON nested too deeply to decode") from None
 
 
 def strip_bom(data: bytes) -> bytes:

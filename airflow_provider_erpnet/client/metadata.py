@@ -17,9 +17,14 @@ from dataclasses import dataclass
 from types import MappingProxyType
 
 from .errors import ErpNetConfigError, ErpNetTransportError
+from .redact import server_text
 
 _EDMX = "{http://docs.oasis-open.org/odata/ns/edmx}"
 _EDM = "{http://docs.oasis-open.org/odata/ns/edm}"
+# ERP.net types derive a level or two deep; a chain of thousands only makes resolution slow and big.
+MAX_BASE_TYPE_DEPTH = 64
+# A facet (Precision, Scale, MaxLength) longer than this is no number ERP.net uses.
+_MAX_FACET_DIGITS = 9
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,8 @@ class ServiceMetadata:
 
 def unknown_entity_set_message(entity_set: str, suggestions: list[str]) -> str:
     """One wording for an unknown entity set, wherever it is detected."""
-    hint = f"did you mean {', '.join(suggestions)}?" if suggestions else "no entity set has a similar name."
+    names = ", ".join(server_text(name, 100) or "''" for name in suggestions)
+    hint = f"did you mean {names}?" if suggestions else "no entity set has a similar name."
     return (
         f"Unknown entity set {entity_set!r}; {hint} "
         "Names are case sensitive and plural, e.g. 'Crm_Sales_Customers'."
@@ -105,16 +111,21 @@ def parse_metadata(xml: bytes) -> ServiceMetadata:
     """Parse an EDMX document (OData v4) into a ``ServiceMetadata``."""
     try:
         root = ET.fromstring(xml)
-    except ET.ParseError as error:
+    except (ET.ParseError, ValueError, LookupError) as error:
         raise ErpNetTransportError(
-            f"$metadata is not valid XML ({error}); check that the Domain API URL points at the "
-            "OData service root."
+            f"$metadata is not valid XML ({server_text(error, 200)}); check that api_url points at the "
+            "OData service root.",
+            setting="api_url",
         ) from None
     if root.tag != f"{_EDMX}Edmx":
-        raise ErpNetTransportError(f"$metadata is not an OData v4 EDMX document (root element {root.tag!r}).")
+        raise ErpNetTransportError(
+            f"$metadata is not an OData v4 EDMX document (root element {server_text(root.tag, 100)!r}); "
+            "check that api_url points at the OData service root.",
+            setting="api_url",
+        )
     schemas = root.findall(f"{_EDMX}DataServices/{_EDM}Schema")
     if not schemas:
-        raise ErpNetTransportError("$metadata contains no Schema element.")
+        raise ErpNetTransportError("$metadata contains no Schema element.", setting="api_url")
     return _Parser(schemas).result()
 
 
@@ -125,6 +136,7 @@ class _Parser:
         self.aliases = {s.get("Alias"): s.get("Namespace", "") for s in schemas if s.get("Alias")}
         self.schemas = schemas
         self.raw_types: dict[str, tuple[ET.Element, bool]] = {}  # full name -> (element, is entity)
+        self.resolved: dict[str, StructuredType] = {}
 
     def result(self) -> ServiceMetadata:
         enums: dict[str, EnumTypeInfo] = {}
@@ -155,14 +167,25 @@ class _Parser:
         )
 
     def _structured(self, name: str, visiting: set[str]) -> StructuredType:
+        if name in self.resolved:
+            return self.resolved[name]
         if name in visiting:
-            raise ErpNetTransportError(f"$metadata: type {name!r} is its own base type.")
+            raise ErpNetTransportError(f"$metadata: type {server_text(name, 100)!r} is its own base type.")
+        if len(visiting) >= MAX_BASE_TYPE_DEPTH:
+            raise ErpNetTransportError(
+                f"$metadata: type {server_text(name, 100)!r} derives from more than {MAX_BASE_TYPE_DEPTH} "
+                "base types; that is no ERP.net model. Check that api_url points at ERP.net's Domain API.",
+                setting="api_url",
+            )
         element, _ = self.raw_types[name]
         base = None
         if element.get("BaseType"):
             base_name = self._qualified(element.get("BaseType", ""))
             if base_name not in self.raw_types:
-                raise ErpNetTransportError(f"$metadata: type {name!r} derives from unknown {base_name!r}.")
+                raise ErpNetTransportError(
+                    f"$metadata: type {server_text(name, 100)!r} derives from unknown "
+                    f"{server_text(base_name, 100)!r}."
+                )
             base = self._structured(base_name, visiting | {name})
         key_element = element.find(f"{_EDM}Key")
         key = (
@@ -178,7 +201,8 @@ class _Parser:
             properties = base.properties + properties
             navigations = base.navigations + navigations
             open_type = open_type or base.open_type
-        return StructuredType(name, key, properties, navigations, open_type)
+        self.resolved[name] = StructuredType(name, key, properties, navigations, open_type)
+        return self.resolved[name]
 
     def _property(self, element: ET.Element) -> PropertyInfo:
         type_name, collection = self._type(element)
@@ -213,4 +237,5 @@ class _Parser:
 def _int_facet(element: ET.Element, facet: str) -> int | None:
     """A numeric facet; ``max``, ``variable`` and other non-numbers mean "no fixed limit"."""
     value = element.get(facet)
-    return int(value) if value is not None and value.isdigit() else None
+    valid = value is not None and value.isascii() and value.isdigit() and len(value) <= _MAX_FACET_DIGITS
+    return int(value) if valid else None

@@ -12,11 +12,16 @@ one driver (``iter_pages``) that sends those requests and yields pages. The stra
    yielded, so every page comes from the same ordering.
 4. A short or empty page ends the stream (a final empty page is not yielded), and so does a page
    without a next link once the server has sent one (it omits the link only on the last page).
+
+A server that never ends the stream is stopped by :class:`PageGuard`: a page repeating the
+previous page's Ids, the same next link twice, empty pages that keep linking on, or, when the
+caller knows how many rows to expect (``$count``), more rows or pages than that count allows.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -26,10 +31,14 @@ from urllib.parse import urljoin
 
 from .errors import ErpNetConfigError, ErpNetTransportError
 from .settings import MAX_PAGE_SIZE
-from .urls import origin
+from .urls import Destination, safe_url
 
 log = logging.getLogger(__name__)
 
+# Empty pages that still link on: none in ERP.net's paging; a few are tolerated, then it is a loop.
+MAX_EMPTY_PAGES = 3
+# Paging stops once rows exceed the expected count by this share of it (or a page, if more).
+ROW_MARGIN = 0.1
 # Options the pager owns; a caller setting them through ``params`` would break paging.
 _PAGING_OPTIONS = frozenset({"$top", "$skip", "$skiptoken"})
 _NAMED_OPTIONS = frozenset({"$filter", "$select", "$expand", "$orderby"})
@@ -119,7 +128,14 @@ class Pager:
         self.api_url = api_url
         self.query = query
         self.url = urljoin(api_url, query.entity_set)
-        self._origin = origin(api_url)
+        # Plain http is the transport's call (it knows the setting); here only where links lead.
+        self._api = Destination(
+            api_url,
+            setting="api_url",
+            service="Domain API",
+            carries="the access token",
+            allow_plain_http=True,
+        )
         self._seen_links: set[str] = set()
 
     def first(self) -> PageRequest:
@@ -151,21 +167,24 @@ class Pager:
         return params
 
     def _checked_next_link(self, next_link: str, number: int) -> str:
-        link = urljoin(self.api_url, next_link)
-        link_origin = origin(link)
-        if link_origin != self._origin:
+        try:
+            link = urljoin(self.api_url, next_link)
+        except ValueError:
+            link = next_link
+        refusal = self._api.refusal(link)
+        if refusal is not None:
             raise ErpNetConfigError(
                 f"The server sent a next link for {self.query.entity_set} (page {number}) to "
-                f"{link_origin}, which is not the configured Domain API origin {self._origin}. "
-                "The access token is never sent to another origin; if the API really moved, set "
-                "api_url to it.",
-                setting="api_url",
+                f"{safe_url(link)}, but {refusal.reason}. The access token is never sent to another "
+                f"origin. {refusal.fix}",
+                setting=refusal.setting,
             )
         if link in self._seen_links:
             raise ErpNetTransportError(
                 f"The server sent the same next link twice for {self.query.entity_set} "
                 f"(after page {number}); stopping instead of reading pages forever.",
-                url=link,
+                url=safe_url(link),
+                setting="api_url",
             )
         self._seen_links.add(link)
         return link
@@ -179,15 +198,90 @@ def stable_orderby(orderby: str | None) -> str:
     return orderby if "Id" in keys else f"{orderby},Id"
 
 
+class PageGuard:
+    """Ends paging that would go on forever, whatever the server's links say.
+
+    ``expected`` is the row count the caller knows in advance (``$count`` for the same filter), or
+    None. With it, reading stops past ``expected`` plus a margin (rows added while the extraction
+    runs are tolerated; the completeness check decides about them) and past the pages that many
+    rows need.
+    """
+
+    def __init__(self, entity_set: str, page_size: int, expected: int | None) -> None:
+        self.entity_set = entity_set
+        self.expected = expected
+        self.max_rows = (
+            None if expected is None else expected + max(page_size, math.ceil(expected * ROW_MARGIN))
+        )
+        self.max_pages = None if self.max_rows is None else math.ceil(self.max_rows / page_size) + 1
+        self._previous: tuple[Any, ...] | None = None
+        self._previous_link: str | None = None
+        self._empty_run = 0
+
+    def check(self, page: Page, rows: int) -> None:
+        """Called with each page fetched and the rows read with it; raises to stop."""
+        ids = _ids(page.records)
+        # A page that repeats its link as well is the pager's to report ("the same next link twice").
+        same_link = page.next_link is not None and page.next_link == self._previous_link
+        self._previous_link = page.next_link
+        if page.number > 1 and ids and ids == self._previous and not same_link:
+            raise ErpNetTransportError(
+                f"Page {page.number} of {self.entity_set} repeats the rows of page {page.number - 1} (the "
+                "same Ids): the server ignores the paging ($skip, $skiptoken or its next link), so reading "
+                "would never end; stopped. Check that api_url points at ERP.net's Domain API; a server "
+                "that cannot page needs a filter narrow enough for one page.",
+                setting="api_url",
+            )
+        self._previous = ids
+        self._empty_run = self._empty_run + 1 if not page.records and page.next_link else 0
+        if self._empty_run >= MAX_EMPTY_PAGES:
+            raise ErpNetTransportError(
+                f"{self.entity_set}: {self._empty_run} empty pages in a row, each linking to another "
+                "page; the server's paging loops, so reading stopped. Check that api_url points at "
+                "ERP.net's Domain API.",
+                setting="api_url",
+            )
+        if self.max_rows is not None and rows > self.max_rows:
+            raise ErpNetTransportError(
+                f"{self.entity_set}: read {rows} rows although $count said {self.expected} when the "
+                f"extraction started (allowing {self.max_rows}); the server keeps sending rows, so "
+                "reading stopped before writing anything. If rows are being added this fast, narrow "
+                "the filter or window and retry.",
+                setting="api_url",
+            )
+        if self.max_pages is not None and page.number > self.max_pages:
+            raise ErpNetTransportError(
+                f"{self.entity_set}: page {page.number}, more pages than $count {self.expected} needs "
+                f"at this page size (at most {self.max_pages}); the server's paging does not end, so "
+                "reading stopped. If the server sends fewer rows per page than asked, lower page_size "
+                "to what it sends.",
+                setting="page_size",
+            )
+
+
+def _ids(records: list[Any]) -> tuple[Any, ...]:
+    """The page's Ids, or () when a record has none (a $select without Id: nothing to compare)."""
+    column = getattr(records, "column", None)  # a typed page (io.pagecodec.TypedPage) reads it in C
+    try:
+        ids = tuple(column("Id")) if column is not None else tuple(record.get("Id") for record in records)
+    except KeyError:  # the typed page has no Id column
+        return ()
+    return () if None in ids else ids
+
+
 FetchJson = Callable[[str, Mapping[str, str] | None], Any]
 
 
-def iter_pages(fetch_json: FetchJson, api_url: str, query: ODataQuery) -> Iterator[Page]:
+def iter_pages(
+    fetch_json: FetchJson, api_url: str, query: ODataQuery, *, expected: int | None = None
+) -> Iterator[Page]:
     """Yield the pages of ``query``, one in memory at a time.
 
     ``fetch_json(url, params)`` sends an authenticated GET and returns the decoded body.
+    ``expected``: how many rows the query should return, if known (see :class:`PageGuard`).
     """
     pager = Pager(api_url, query)
+    guard = PageGuard(query.entity_set, query.page_size, expected)
     started = time.monotonic()
     pages = rows = 0
     finished = False
@@ -199,6 +293,7 @@ def iter_pages(fetch_json: FetchJson, api_url: str, query: ODataQuery) -> Iterat
             page = _fetch(fetch_json, redo, 1, query.entity_set)
         while True:
             pages, rows = pages + 1, rows + len(page.records)
+            guard.check(page, rows)
             log.debug("%s: page %d, %d rows", query.entity_set, page.number, len(page.records))
             yield page
             request = pager.next(page, rows)
@@ -209,7 +304,8 @@ def iter_pages(fetch_json: FetchJson, api_url: str, query: ODataQuery) -> Iterat
                 break  # the empty answer that ends $skip paging is not a page of data
         finished = True
     finally:
-        log.info(
+        # DEBUG: the extraction above this pager writes the summary users read.
+        log.debug(
             "%s: %s %d pages, %d rows in %.1f s",
             query.entity_set,
             "read" if finished else "stopped after",
@@ -228,12 +324,24 @@ def _fetch(fetch_json: FetchJson, request: PageRequest, number: int, entity_set:
     if not isinstance(records, list):
         raise ErpNetTransportError(
             f"Page {number} of {entity_set} is not an OData collection (no 'value' list); "
-            "check that the Domain API URL points at the OData service root.",
-            url=request.url,
+            "check that api_url points at the OData service root.",
+            url=safe_url(request.url),
+            setting="api_url",
+        )
+    # A typed decoder's records were validated by it; generic JSON may hold anything.
+    if isinstance(body, dict) and not all(isinstance(record, dict) for record in records):
+        raise ErpNetTransportError(
+            f"Page {number} of {entity_set} lists values that are not entities (JSON objects); "
+            "check that api_url points at ERP.net's OData service root.",
+            url=safe_url(request.url),
+            setting="api_url",
         )
     if next_link is not None and not isinstance(next_link, str):
         raise ErpNetTransportError(
-            f"Page {number} of {entity_set} has a non-string @odata.nextLink.", url=request.url
+            f"Page {number} of {entity_set} has a non-string @odata.nextLink; check that api_url "
+            "points at ERP.net's OData service root.",
+            url=safe_url(request.url),
+            setting="api_url",
         )
     return Page(number=number, records=records, next_link=next_link or None)
 

@@ -9,14 +9,23 @@ not a loop: an attempt is a function that sends one request, reads the whole bod
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import TypeVar
 
 import requests
 import tenacity
-from urllib3.exceptions import ReadTimeoutError
 
+from .body import (
+    ACCEPT_ENCODING,
+    BodyError,
+    DeadlineExceeded,
+    ResponseTooLarge,
+    TruncatedBody,
+    UndecodableBody,
+    read_body,
+)
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ErpNetTransportError
 from .settings import ErpNetSettings
@@ -39,10 +48,6 @@ class RetryableStatus(Exception):
     def __init__(self, response: requests.Response) -> None:
         super().__init__(f"HTTP {response.status_code}")
         self.response = response
-
-
-class TruncatedBody(Exception):
-    """The body ended before the length the server declared."""
 
 
 class RetriesExhausted(Exception):
@@ -163,34 +168,48 @@ def call_with_retries(
     return retrying(attempt)
 
 
-def read_body(response: requests.Response) -> bytes:
-    """Read a streamed body completely, so a connection dropped mid-body fails this attempt.
+def fetch(
+    session: requests.Session,
+    settings: ErpNetSettings,
+    method: str,
+    url: str,
+    *,
+    auth: requests.auth.AuthBase,
+    accept: str,
+    data: dict[str, str] | None = None,
+) -> requests.Response:
+    """One attempt: send, never follow a redirect, read the whole body within the settings' bounds.
 
-    requests reports a read timeout during the body as a ConnectionError; it is re-raised as
-    ``ReadTimeout`` so it gets the read-timeout treatment (and message).
+    The body is read here, inside the attempt, so a connection dropped mid-body fails this attempt
+    and the retry policy can try again. Raises ``RetryableStatus`` for 429/502/503/504, the body
+    errors of ``client.body`` and whatever ``requests`` raises.
     """
-    try:
-        return response.content
-    except requests.ConnectionError as exc:
-        response.close()
-        if exc.args and isinstance(exc.args[0], ReadTimeoutError):
-            raise requests.ReadTimeout(*exc.args) from exc
-        raise
-    except requests.exceptions.ChunkedEncodingError:
-        response.close()
-        raise
-
-
-def declared_length_mismatch(response: requests.Response) -> bool:
-    """True when an unencoded body is shorter or longer than its Content-Length says."""
-    if response.headers.get("Content-Encoding", "identity").lower() != "identity":
-        return False
-    declared = response.headers.get("Content-Length", "")
-    return declared.isdigit() and int(declared) != len(response.content)
+    # Real time, not the injectable clock: the deadline ends real socket reads.
+    deadline = time.monotonic() + settings.response_timeout
+    response = session.request(
+        method,
+        url,
+        data=data,
+        headers={"Accept": accept, "Accept-Encoding": ACCEPT_ENCODING, "User-Agent": settings.user_agent},
+        auth=auth,
+        timeout=(settings.connect_timeout, min(settings.read_timeout, settings.response_timeout)),
+        verify=settings.requests_verify,
+        stream=True,
+        allow_redirects=False,
+    )
+    read_body(response, max_bytes=settings.max_response_bytes, deadline=deadline)
+    if response.status_code in RETRY_STATUSES:
+        raise RetryableStatus(response)
+    return response
 
 
 def network_error(
-    exc: RetriesExhausted | BaseException, url: str, settings: ErpNetSettings, *, service: str, setting: str
+    exc: RetriesExhausted | BodyError | BaseException,
+    url: str,
+    settings: ErpNetSettings,
+    *,
+    service: str,
+    setting: str,
 ) -> ErpNetTransportError:
     """An actionable error for a failure that is not an HTTP answer (after retries, if any).
 
@@ -228,6 +247,26 @@ def network_error(
             "URL's scheme and port are right."
         )
         to_change = "ca_bundle"
+    elif isinstance(last, ResponseTooLarge):
+        text = (
+            f"The ERP.net {service} at {host} answered more than {settings.max_response_mb:g} MiB "
+            "(decoded) to one request; stopped reading. If answers this large are expected (a huge "
+            "$metadata, very wide rows), raise max_response_mb; for pages, a smaller page_size helps too."
+        )
+        to_change = "max_response_mb"
+    elif isinstance(last, DeadlineExceeded):
+        text = (
+            f"The ERP.net {service} at {host} did not finish its answer within response_timeout "
+            f"({settings.response_timeout:g} s), although it kept sending; stopped reading. If the server is "
+            "only slow, raise response_timeout" + (" or lower page_size." if service == "Domain API" else ".")
+        )
+        to_change = "response_timeout"
+    elif isinstance(last, UndecodableBody):
+        text = (
+            f"The ERP.net {service} at {host} sent a body that cannot be decoded: {last} "
+            "(Content-Encoding). A proxy may be altering answers; check the host in instance_url and "
+            f"{setting}."
+        )
     elif isinstance(last, TruncatedBody | requests.exceptions.ChunkedEncodingError):
         text = (
             f"The ERP.net {service} at {host} cut off its answer {tries} in a row. A proxy or load "

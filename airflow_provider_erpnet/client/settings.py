@@ -10,6 +10,9 @@ from airflow_provider_erpnet import __version__
 from .errors import ErpNetConfigError
 
 MAX_PAGE_SIZE = 1000
+# A 1000-row page of wide ERP.net records is a few MB; $metadata of a large instance tens of MB.
+DEFAULT_MAX_RESPONSE_MB = 256.0
+DEFAULT_RESPONSE_TIMEOUT = 600.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,9 @@ class ErpNetSettings:
     max_wait: float = 60.0
     disk_cache: bool = True
     disk_cache_dir: str | None = None
+    max_response_mb: float = DEFAULT_MAX_RESPONSE_MB
+    response_timeout: float = DEFAULT_RESPONSE_TIMEOUT
+    allow_plain_http: bool = False
 
     def __post_init__(self) -> None:
         _check_url("instance_url", self.instance_url)
@@ -60,10 +66,11 @@ class ErpNetSettings:
                 f"got {self.page_size}.",
                 setting="page_size",
             )
-        for name in ("read_timeout", "connect_timeout"):
+        for name in ("read_timeout", "connect_timeout", "response_timeout", "max_response_mb"):
             if not getattr(self, name) > 0:
+                unit = "megabytes" if name == "max_response_mb" else "seconds"
                 raise ErpNetConfigError(
-                    f"{name} must be a positive number of seconds, got {getattr(self, name)}.", setting=name
+                    f"{name} must be a positive number of {unit}, got {getattr(self, name)}.", setting=name
                 )
         if self.max_attempts < 1:
             raise ErpNetConfigError(
@@ -79,6 +86,11 @@ class ErpNetSettings:
     def requests_verify(self) -> bool | str:
         """What ``requests`` takes as ``verify``: the CA bundle path when set, else ``verify_tls``."""
         return self.ca_bundle or self.verify_tls
+
+    @property
+    def max_response_bytes(self) -> int:
+        """``max_response_mb`` in bytes: the most one decoded answer may hold."""
+        return int(self.max_response_mb * (1 << 20))
 
     @property
     def resolved_identity_url(self) -> str:

@@ -10,15 +10,18 @@ logged and the caller carries on with its in-memory token.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import logging
 import os
-import tempfile
+import secrets
+import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 try:
     import fcntl
@@ -32,6 +35,10 @@ REFRESH_FRACTION = 0.1
 LOCK_TIMEOUT = 120.0
 _LOCK_POLL = 0.05
 _FORMAT = "airflow-provider-erpnet token cache v1"
+# A token file is a few KB; anything bigger was not written by us.
+MAX_FILE_BYTES = 64 * 1024
+_SAFE_OPEN = os.O_NOFOLLOW | os.O_CLOEXEC
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -88,7 +95,13 @@ def default_cache_dir() -> Path:
 
 
 class FileTokenCache:
-    """One JSON file per key (mode 0600) in a directory of mode 0700, replaced atomically."""
+    """One JSON file per key (mode 0600) in a directory of mode 0700, replaced atomically.
+
+    Nothing on disk is trusted: a directory not owned by this user, or writable by others, is not
+    used at all (one warning, then memory only), since another local user could read or plant
+    tokens there; files are opened relative to the checked directory, never through a symbolic
+    link, and read only if they are small regular files owned by this user.
+    """
 
     def __init__(
         self, directory: str | os.PathLike[str] | None = None, *, lock_timeout: float = LOCK_TIMEOUT
@@ -120,57 +133,71 @@ class FileTokenCache:
                 os.close(fd)  # closing releases the flock
 
     def load(self, key: TokenKey) -> CachedToken | None:
-        """The cached token for ``key``, or None if missing, unreadable or not for this key."""
-        if self._failed:
-            return None
-        path = self.path(key)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            self._give_up("read", exc)
+        """The cached token for ``key``, or None if missing, unreadable, untrusted or not for this key."""
+        name = self.path(key).name
+        raw = self._in_directory("read", lambda directory: _read_private_file(directory, name))
+        if raw is None:
             return None
         try:
             token = _parse(json.loads(raw))
-        except (ValueError, TypeError, KeyError) as exc:
-            log.info("Ignoring token cache file %s (%s); it will be replaced.", path.name, type(exc).__name__)
+        except (ValueError, TypeError, KeyError, RecursionError) as exc:
+            log.info("Ignoring token cache file %s (%s); it will be replaced.", name, type(exc).__name__)
             return None
         if (token.token_endpoint, token.client_id) != (key.token_endpoint, key.client_id):
-            log.info("Ignoring token cache file %s: it belongs to another client.", path.name)
+            log.info("Ignoring token cache file %s: it belongs to another client.", name)
             return None
         return token
 
     def store(self, key: TokenKey, token: CachedToken) -> None:
-        """Write ``token`` for ``key`` atomically (temp file in the same directory, then rename)."""
-        if self._failed:
-            return
-        tmp: str | None = None
-        try:
-            self._ensure_directory()
-            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".json")
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(json.dumps(asdict(token)).encode("utf-8"))
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, self.path(key))
-            tmp = None
-        except OSError as exc:
-            self._give_up("write", exc)
-        finally:
-            if tmp is not None:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
+        """Write ``token`` for ``key`` atomically (a new 0600 file in the same directory, then rename)."""
+        data = json.dumps(asdict(token)).encode("utf-8")
+        self._in_directory("write", lambda directory: _replace_file(directory, self.path(key).name, data))
 
     def _open_lock(self, key: TokenKey) -> int | None:
+        name = f"{key.digest}.lock"
+        return self._in_directory(
+            "lock",
+            lambda directory: os.open(name, os.O_RDWR | os.O_CREAT | _SAFE_OPEN, 0o600, dir_fd=directory),
+        )
+
+    def _in_directory(self, action: str, operation: Callable[[int], T]) -> T | None:
+        """Run ``operation`` with a descriptor of the checked cache directory; None once unusable."""
         if self._failed:
             return None
         try:
-            self._ensure_directory()
-            return os.open(self.directory / f"{key.digest}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            directory = self._open_directory()
         except OSError as exc:
-            self._give_up("lock", exc)
+            self._give_up(action, exc)
             return None
+        if directory is None:
+            return None
+        try:
+            return operation(directory)
+        except OSError as exc:
+            self._give_up(action, exc)
+            return None
+        finally:
+            os.close(directory)
+
+    def _open_directory(self) -> int | None:
+        """The directory, created 0700 if missing, opened without following a link, then checked."""
+        if not os.path.lexists(self.directory):
+            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.chmod(self.directory, 0o700)
+        fd = os.open(self.directory, os.O_RDONLY | os.O_DIRECTORY | _SAFE_OPEN)
+        problem = _untrusted_directory(os.fstat(fd))
+        if problem is None:
+            return fd
+        os.close(fd)
+        self._failed = True
+        log.warning(
+            "Token cache directory %s is %s; keeping tokens in memory only, since another local user could "
+            "read or replace them there. Use a directory only you can write (chmod 700 it, or set "
+            "disk_cache_dir), or turn disk_cache off.",
+            self.directory,
+            problem,
+        )
+        return None
 
     def _acquire(self, fd: int) -> None:
         deadline = time.monotonic() + self.lock_timeout
@@ -191,11 +218,6 @@ class FileTokenCache:
                 self._give_up("lock", exc)
                 return
 
-    def _ensure_directory(self) -> None:
-        if not self.directory.is_dir():
-            self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-            os.chmod(self.directory, 0o700)
-
     def _give_up(self, action: str, exc: OSError) -> None:
         self._failed = True
         log.warning(
@@ -206,6 +228,63 @@ class FileTokenCache:
             type(exc).__name__,
             exc.strerror or "error",
         )
+
+
+def _untrusted_directory(status: os.stat_result) -> str | None:
+    """Why a cache directory must not be used, or None."""
+    if not stat.S_ISDIR(status.st_mode):
+        return "not a directory"
+    if status.st_uid != os.geteuid():
+        return f"owned by another user (uid {status.st_uid})"
+    if status.st_mode & 0o022:
+        return f"writable by others (mode {stat.S_IMODE(status.st_mode):o})"
+    return None
+
+
+def _read_private_file(directory: int, name: str) -> bytes | None:
+    """The file's bytes if it is a small regular file of ours; None otherwise (it gets replaced).
+
+    ``O_NONBLOCK`` keeps a FIFO from blocking the open; ``O_NOFOLLOW`` refuses a symbolic link.
+    """
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | _SAFE_OPEN, dir_fd=directory)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        log.info("Ignoring token cache file %s: it is a symbolic link; it will be replaced.", name)
+        return None
+    try:
+        status = os.fstat(fd)
+        if (
+            not stat.S_ISREG(status.st_mode)
+            or status.st_uid != os.geteuid()
+            or status.st_size > MAX_FILE_BYTES
+        ):
+            log.info(
+                "Ignoring token cache file %s: not a small regular file of ours; it will be replaced.", name
+            )
+            return None
+        return os.read(fd, MAX_FILE_BYTES + 1)[:MAX_FILE_BYTES]
+    finally:
+        os.close(fd)
+
+
+def _replace_file(directory: int, name: str, data: bytes) -> None:
+    tmp = f".tmp-{secrets.token_hex(8)}.json"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _SAFE_OPEN, 0o600, dir_fd=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, name, src_dir_fd=directory, dst_dir_fd=directory)
+        tmp = ""
+    finally:
+        if tmp:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=directory)
 
 
 def _parse(data: object) -> CachedToken:

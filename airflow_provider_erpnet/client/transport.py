@@ -1,9 +1,10 @@
 """Authenticated GETs against the ERP.net Domain API, with retries and readable errors.
 
 One ``requests.Session`` per transport; every request carries the connect/read timeouts, streams
-its body and reads it completely inside the retry policy, so a connection dropped mid-body is
-retried like a dropped connection. Tokens travel only in the Authorization header and only to the
-configured API origin.
+its body and reads it completely inside the retry policy (bounded in size and time, see
+``client.body``), so a connection dropped mid-body is retried like a dropped connection. Tokens
+travel only in the Authorization header and only to the configured API origin, checked on each
+request's URL as it is sent; redirects are followed only within that origin.
 """
 
 from __future__ import annotations
@@ -18,27 +19,27 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
-from . import jsonutil
+from . import jsonutil, redact
 from .auth import TokenProvider
+from .body import BodyError
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ErpNetApiError, ErpNetAuthError, ErpNetConfigError, ErpNetTransportError
+from .querystring import with_query
 from .retry import (
-    RETRY_STATUSES,
     RetriesExhausted,
     RetryableStatus,
-    TruncatedBody,
     call_with_retries,
-    declared_length_mismatch,
+    fetch,
     network_error,
-    read_body,
     retry_after_seconds,
 )
 from .settings import ErpNetSettings
-from .urls import host_of, origin, safe_url
+from .urls import Destination, host_of, safe_url
 
 log = logging.getLogger(__name__)
 
 MAX_SERVER_TEXT = 1000
+MAX_REDIRECTS = 5
 
 _STATUS_HINTS = {
     400: "ERP.net rejected the query: check $filter/$select/$expand/$orderby syntax (ERP.net filters "
@@ -63,12 +64,18 @@ class _Answer:
 
 
 class _BearerAuth(requests.auth.AuthBase):
-    """Bearer token as a requests auth object, so a ~/.netrc entry for the host cannot replace it."""
+    """Bearer token as a requests auth object, so a ~/.netrc entry for the host cannot replace it.
 
-    def __init__(self, token: str) -> None:
+    It is attached to the prepared request, whose URL is the one urllib3 sends: the destination
+    check here sees exactly where the token would go.
+    """
+
+    def __init__(self, token: str, destination: Destination) -> None:
         self._token = token
+        self._destination = destination
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        self._destination.check(str(request.url))
         request.headers["Authorization"] = f"Bearer {self._token}"
         return request
 
@@ -95,7 +102,13 @@ class Transport:
         self._clock = clock
         self.auth = TokenProvider(settings, self.session, clock=clock)
         self.retries = 0
-        self._api_origin = origin(settings.resolved_api_url)
+        self._api = Destination(
+            settings.resolved_api_url,
+            setting="api_url",
+            service="Domain API",
+            carries="the access token",
+            allow_plain_http=settings.allow_plain_http,
+        )
 
     def get(
         self,
@@ -123,7 +136,7 @@ class Transport:
         """Like :meth:`get`, decoded; non-integer numbers become ``decimal.Decimal``.
 
         ``decode`` replaces the generic JSON decoding (e.g. a typed page decoder); it must raise
-        ``ValueError`` only for a body that is not valid JSON, which may be a cut-off body.
+        ``ValueError`` only for a body that is not valid JSON (a cut-off body never reaches it).
         """
         return self._request(url, params, entity_set, "application/json", partial(_decode_json, decode)).value
 
@@ -160,7 +173,7 @@ class Transport:
         if not response.ok:
             raise _api_error(response, entity_set, full_url)
         if "html" not in accept and _is_html(response):
-            raise _not_domain_api(full_url, response)
+            raise _not_domain_api(full_url, response.status_code, response.headers.get("Content-Type"))
         log.debug(
             "%s: %d, %d bytes in %.2f s",
             target,
@@ -175,19 +188,20 @@ class Transport:
     ) -> _Answer:
         def attempt() -> _Answer:
             token = self.auth.token()
-            response = self.session.get(
-                url,
-                headers={"Accept": accept, "User-Agent": self.settings.user_agent},
-                auth=_BearerAuth(token),
-                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
-                verify=self.settings.requests_verify,
-                stream=True,
+            auth = _BearerAuth(token, self._api)
+            where = url
+            for _ in range(MAX_REDIRECTS + 1):
+                response = fetch(self.session, self.settings, "GET", where, auth=auth, accept=accept)
+                if not response.is_redirect:
+                    value = decode(response, where) if decode is not None and response.ok else None
+                    return _Answer(response, token, value)
+                where = self._redirect_target(response, where, target)
+            raise ErpNetTransportError(
+                f"The ERP.net Domain API redirected {target} more than {MAX_REDIRECTS} times (a loop?); "
+                "check api_url: it should name the OData service root itself.",
+                url=safe_url(url),
+                setting="api_url",
             )
-            read_body(response)
-            if response.status_code in RETRY_STATUSES:
-                raise RetryableStatus(response)
-            value = decode(response, url) if decode is not None and response.ok else None
-            return _Answer(response, token, value)
 
         try:
             return call_with_retries(
@@ -199,23 +213,37 @@ class Transport:
                     exc.last.response, entity_set, url, attempts=exc.attempts, now=self._clock.time()
                 ) from None
             raise network_error(exc, url, self.settings, service="Domain API", setting="api_url") from None
-        except requests.RequestException as exc:
+        except (requests.RequestException, BodyError) as exc:
             raise network_error(exc, url, self.settings, service="Domain API", setting="api_url") from None
+
+    def _redirect_target(self, response: requests.Response, url: str, target: str) -> str:
+        """Where a redirect within the API's origin leads; one to anywhere else is an error."""
+        location = urljoin(url, response.headers["Location"])
+        refusal = self._api.refusal(location)
+        if refusal is not None:
+            raise ErpNetTransportError(
+                f"The ERP.net Domain API answered {target} with {response.status_code}, a redirect to "
+                f"{safe_url(location)}, but {refusal.reason}. Redirects are followed only within "
+                f"api_url's origin, since the data would come from a server you did not configure. "
+                f"{refusal.fix}",
+                url=safe_url(url),
+                setting=refusal.setting,
+            )
+        log.debug("%s: %d redirect within the API origin", target, response.status_code)
+        return location
 
     def _count_retry(self) -> None:
         self.retries += 1
 
     def _resolve(self, url: str, params: Mapping[str, str] | None) -> str:
-        """Absolute URL with the query applied; refuses any origin but the API's (token leak)."""
-        joined = urljoin(self.settings.resolved_api_url, url)
-        if origin(joined) != self._api_origin:
-            raise ErpNetConfigError(
-                f"Refusing to send the access token to {host_of(joined)}: it is not the configured Domain "
-                f"API origin {host_of(self.settings.resolved_api_url)}. If the API moved, set api_url.",
-                setting="api_url",
-            )
+        """Absolute URL with the query applied (RFC 3986: a space is %20, never +); a URL without
+        ``params``, such as a next link, is sent as the server wrote it. Refuses any origin but the
+        API's (token leak)."""
+        joined = self._api.check(urljoin(self.settings.resolved_api_url, url))
+        for name, value in (params or {}).items():
+            _check_text(name, value)
         try:
-            return str(requests.Request("GET", joined, params=params).prepare().url)
+            return str(requests.Request("GET", with_query(joined, params)).prepare().url)
         except requests.RequestException:
             # requests' own message repeats the whole URL, credentials included.
             raise ErpNetConfigError(f"{safe_url(joined)} is not a valid request URL.") from None
@@ -236,21 +264,57 @@ def _is_html(response: requests.Response) -> bool:
     return "html" in response.headers.get("Content-Type", "").lower()
 
 
-def _decode_json(decode: Callable[[bytes], Any] | None, response: requests.Response, url: str) -> Any:
+def _check_text(name: str, value: str) -> None:
+    """A query option must be Unicode text; a lone surrogate (from bytes decoded with
+    ``errors="surrogateescape"``, or a bad escape) cannot be encoded as UTF-8 for the URL."""
     try:
-        return (decode or jsonutil.loads)(response.content)
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ErpNetConfigError(
+            f"The {name} option cannot be sent: it holds a lone surrogate "
+            f"(U+{ord(value[error.start]):04X} at position {error.start}), which is not Unicode text; it "
+            "usually comes from bytes decoded with errors='surrogateescape'. Decode them with their real "
+            "encoding before building the query."
+        ) from None
+
+
+def _decode_json(decode: Callable[[bytes], Any] | None, response: requests.Response, url: str) -> Any:
+    headers = response.headers
+    return decode_json(
+        response.content, url, response.status_code, headers.get("Content-Type"), decode=decode
+    )
+
+
+def decode_json(
+    content: bytes,
+    url: str,
+    status: int = 200,
+    content_type: str | None = None,
+    *,
+    decode: Callable[[bytes], Any] | None = None,
+) -> Any:
+    """A JSON body from the Domain API at ``url``; anything else raises ``ErpNetTransportError``.
+
+    Non-integer numbers become ``decimal.Decimal``; ``decode`` (a typed page decoder) replaces the
+    generic decoding and must raise ``ValueError`` only for a body that is not valid JSON.
+    """
+    try:
+        return (decode or jsonutil.loads)(content)
+    except (jsonutil.TooDeep, RecursionError):
+        raise ErpNetTransportError(
+            f"{safe_url(url)} answered JSON nested too deeply to decode (hundreds of levels), which no "
+            "ERP.net answer needs; refusing it. Check the host in instance_url and api_url.",
+            url=safe_url(url),
+            setting="api_url",
+        ) from None
     except ValueError:
-        if declared_length_mismatch(response):
-            raise TruncatedBody(
-                f"{len(response.content)} bytes, declared {response.headers['Content-Length']}"
-            ) from None
-        raise _not_domain_api(url, response) from None
+        raise _not_domain_api(url, status, content_type) from None
 
 
-def _not_domain_api(url: str, response: requests.Response) -> ErpNetTransportError:
-    content_type = response.headers.get("Content-Type") or "no content type"
+def _not_domain_api(url: str, status: int, content_type: str | None) -> ErpNetTransportError:
+    said = redact.server_text(content_type, 80) or "no content type"
     return ErpNetTransportError(
-        f"{safe_url(url)} answered {response.status_code} with {content_type} instead of OData JSON: it "
+        f"{safe_url(url)} answered {status} with {said} instead of OData JSON: it "
         "does not look like the ERP.net Domain API (a login page or a proxy?). Check the host in "
         "instance_url and api_url: the OData service root is usually https://<instance>/api/domain/odata/.",
         url=safe_url(url),
@@ -268,7 +332,7 @@ def _api_error(
 ) -> ErpNetApiError:
     """Map a non-2xx answer to ErpNetApiError, reading either of ERP.net's error envelopes."""
     status = response.status_code
-    code, server_message, error_type = _error_fields(response)
+    code, server_message, error_type = error_fields(response.content)
     if server_message is None and _is_html(response):
         server_message = "an HTML page instead of an OData error (check the host and api_url)"
     said = server_message or "no error message"
@@ -296,10 +360,14 @@ def _api_error(
     )
 
 
-def _error_fields(response: requests.Response) -> tuple[str | None, str | None, str | None]:
-    """(code, message, type) from ``{"error": {...}}`` or a top-level ``{"message", ...}`` body."""
+def error_fields(content: bytes) -> tuple[str | None, str | None, str | None]:
+    """(code, message, type) from ``{"error": {...}}`` or a top-level ``{"message", ...}`` body.
+
+    Whatever the bytes, this returns: each field is server text made safe for a message
+    (``redact.server_text``), or None.
+    """
     try:
-        body = jsonutil.loads(response.content)
+        body = jsonutil.loads(content)
     except ValueError:
         return None, None, None
     if not isinstance(body, dict):
@@ -312,6 +380,4 @@ def _error_fields(response: requests.Response) -> tuple[str | None, str | None, 
 
 
 def _text(value: object) -> str | None:
-    if value is None or value == "":
-        return None
-    return str(value)[:MAX_SERVER_TEXT]
+    return redact.server_text(value, MAX_SERVER_TEXT)

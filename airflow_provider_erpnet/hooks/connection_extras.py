@@ -115,6 +115,9 @@ def _settings(
         "max_wait": _number(extra, "max_wait", float),
         "disk_cache": _flag(extra, "disk_cache"),
         "disk_cache_dir": str(extra["disk_cache_dir"]) if extra.get("disk_cache_dir") else None,
+        "max_response_mb": _number(extra, "max_response_mb", float),
+        "response_timeout": _number(extra, "response_timeout", float),
+        "allow_plain_http": _flag(extra, "allow_plain_http"),
     }
     host = host.strip().rstrip("/")
     return ErpNetSettings(

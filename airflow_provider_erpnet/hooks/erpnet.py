@@ -7,8 +7,9 @@ connection, registers secrets with Airflow's masker and delegates.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
+from types import TracebackType
 from typing import Any
 from uuid import UUID
 
@@ -22,6 +23,8 @@ from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import Page
 from airflow_provider_erpnet.client.settings import ErpNetSettings
 from airflow_provider_erpnet.hooks.connection_extras import in_form_terms, settings_from_connection
+from airflow_provider_erpnet.operators.extraction import CheckCount
+from airflow_provider_erpnet.operators.partitioned import gather_parts
 
 # A connection test answers a person waiting in the UI or the CLI: two attempts per request, not a
 # minute of backoff, before it says what is wrong.
@@ -71,6 +74,8 @@ class ErpNetHook(BaseHook):
         orderby: str | None = None,
         page_size: int | None = None,
         params: Mapping[str, str] | None = None,
+        decode: Callable[[bytes], Any] | None = None,
+        expected_rows: int | None = None,
     ) -> Iterator[Page]:
         """Stream pages of ``entity_set``; the options are those of ``ErpNetClient.iter_pages``."""
         return self.get_conn().iter_pages(
@@ -81,6 +86,8 @@ class ErpNetHook(BaseHook):
             orderby=orderby,
             page_size=page_size,
             params=params,
+            decode=decode,
+            expected_rows=expected_rows,
         )
 
     def iter_records(
@@ -123,6 +130,43 @@ class ErpNetHook(BaseHook):
     def metadata(self) -> ServiceMetadata:
         """The instance's ``$metadata`` (entity sets, properties, types), fetched once per hook."""
         return self.get_conn().metadata()
+
+    def plan_partitions(
+        self, entity_set: str, partitions: int, *, filter: str | None = None, by: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Split ``entity_set`` into ``partitions`` ranges of about equal size, for dynamic mapping.
+
+        Returns ``Partition.to_dict()`` for each range (JSON for XCom), to feed
+        ``ErpNetODataOperator.partial(...).expand(partition=...)``; ``by`` is ``"Id"``,
+        ``"CreationTime"`` or None (the planner picks). See docs/partitions.md.
+        """
+        plan = self.get_conn().plan_partitions(entity_set, partitions, filter=filter, by=by)
+        return [partition.to_dict() for partition in plan]
+
+    def gather_partitions(
+        self, parts: Iterable[Mapping[str, Any]], *, check_count: CheckCount = True
+    ) -> dict[str, Any]:
+        """One manifest for the part manifests of a partitioned extraction, checked with ``$count``.
+
+        ``parts`` is what the mapped extraction tasks returned (in any order); the result lists
+        every part's files and reads like one extraction's manifest (``iter_records``,
+        ``read_table``). Raises ``ErpNetIncompleteError`` if a part is missing or repeated or the
+        parts do not account for the set's ``$count``; see ``operators.partitioned.gather_parts``.
+        """
+        if parts is None or isinstance(parts, Mapping):
+            raise ErpNetConfigError(
+                "gather_partitions takes the list of part manifests (the mapped task's output), "
+                f"not {type(parts).__name__}."
+            )
+        return gather_parts(self.get_conn().count, parts, check_count=check_count, logger=self.log).to_dict()
+
+    def __enter__(self) -> ErpNetHook:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def close(self) -> None:
         """Close the HTTP session if the client was built."""

@@ -1,25 +1,23 @@
 """Columns <-> Arrow: the exact types Parquet files and ``read_table`` use.
 
 pyarrow is optional (the ``parquet`` extra) and imported only when a caller needs it. Decimals
-go to Arrow as ``Decimal`` objects, checked against the declared precision and scale first so
-a value that does not fit fails with the column's name instead of being rounded.
+go to Arrow as ``Decimal`` objects that ``convert`` already checked against the declared
+precision and scale (``fit_decimal``), so none is rounded.
 """
 
 from __future__ import annotations
 
 from datetime import timezone
-from decimal import Context, Decimal
 from types import ModuleType
 from typing import Any
 
-from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetError
+from airflow_provider_erpnet.client.errors import ErpNetConfigError
 
-from .convert import Row, pair_members
+from .convert import Row, decimal_facets, pair_members
 from .jsontext import dumps, loads
-from .schema import DEFAULT_PRECISION, DEFAULT_SCALE, Column
+from .schema import Column
 
 _MAX_DECIMAL128 = 38
-_WIDE = Context(prec=200)
 
 
 def require_pyarrow() -> ModuleType:
@@ -33,12 +31,6 @@ def require_pyarrow() -> ModuleType:
             "pip install 'airflow-provider-erpnet[parquet]' (or write format 'jsonl' or 'csv')."
         ) from None
     return pyarrow
-
-
-def decimal_facets(column: Column) -> tuple[int, int]:
-    if column.precision is None or column.scale is None:
-        return DEFAULT_PRECISION, DEFAULT_SCALE
-    return column.precision, column.scale
 
 
 def arrow_type(column: Column) -> Any:
@@ -85,59 +77,20 @@ def _field_metadata(column: Column) -> dict[str, str]:
     return metadata
 
 
-def rows_to_batch(columns: list[Column], rows: list[Row], schema: Any, first_row: int = 1) -> Any:
-    """A RecordBatch of typed rows (see ``convert``); ``first_row`` numbers rows in errors."""
+def rows_to_batch(columns: list[Column], rows: list[Row], schema: Any) -> Any:
+    """A RecordBatch of typed rows (see ``convert``: decimals already fit their columns)."""
     pa = require_pyarrow()
     arrays = []
     for column, field in zip(columns, schema, strict=True):
         values = [row[column.name] for row in rows]
-        arrays.append(pa.array(_to_arrow_values(column, values, first_row), type=field.type))
+        arrays.append(pa.array(_to_arrow_values(column, values), type=field.type))
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def _to_arrow_values(column: Column, values: list[Any], first_row: int) -> list[Any]:
-    kind = column.kind
-    if kind == "json":
+def _to_arrow_values(column: Column, values: list[Any]) -> list[Any]:
+    if column.kind == "json":
         return [None if v is None else dumps(v).decode("utf-8") for v in values]
-    if kind not in ("decimal", "amount", "quantity"):
-        return values
-    precision, scale = decimal_facets(column)
-    fitted = []
-    for number, value in enumerate(values, first_row):
-        if value is None:
-            fitted.append(None)
-            continue
-        try:
-            if kind == "decimal":
-                fitted.append(fit_decimal(value, precision, scale))
-            else:
-                member = pair_members(kind)[0]
-                amount = value[member]
-                fitted.append(
-                    {**value, member: None if amount is None else fit_decimal(amount, precision, scale)}
-                )
-        except ValueError as error:
-            raise ErpNetError(
-                f"Row {number}, column {column.name!r}: {error}. $metadata declares {column.source_type} "
-                f"as decimal({precision},{scale}); JSON Lines and CSV output keep any value exactly."
-            ) from None
-    return fitted
-
-
-def fit_decimal(value: Decimal, precision: int, scale: int) -> Decimal:
-    """``value`` at exactly ``scale`` fraction digits; ``ValueError`` if a digit would be lost."""
-    _, digits, exponent = value.as_tuple()
-    if not any(digits):
-        return Decimal(0).scaleb(-scale)
-    fraction = max(0, -exponent)
-    integer = max(0, len(digits) + exponent)
-    dropped = digits[-(fraction - scale) :] if fraction > scale else ()
-    if any(dropped) or integer > precision - scale:
-        raise ValueError(
-            f"a value with {integer} integer and {fraction} fraction digits does not fit decimal"
-            f"({precision},{scale}), which holds {precision - scale} integer and {scale} fraction digits"
-        )
-    return value.quantize(Decimal(1).scaleb(-scale), context=_WIDE)
+    return values
 
 
 def batch_to_rows(columns: list[Column], batch: Any) -> list[Row]:

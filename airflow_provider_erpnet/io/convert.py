@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any
 
 from airflow_provider_erpnet.client.errors import ErpNetError
 
-from .schema import Column
+from .schema import DEFAULT_PRECISION, DEFAULT_SCALE, Column
 
 Row = dict[str, Any]
 
@@ -29,6 +29,7 @@ _ISO = re.compile(
 )
 _MEMBERS = {"amount": ("Value", "Currency"), "quantity": ("Value", "Unit")}
 REFERENCE_KEY = "@odata.id"
+_WIDE = Context(prec=200)
 
 
 def parse_date(text: str) -> date:
@@ -101,6 +102,36 @@ def to_decimal(value: Any) -> Decimal:
     return number
 
 
+def decimal_facets(column: Column) -> tuple[int, int]:
+    """The column's (precision, scale); (38, 10) when ``$metadata`` gave none."""
+    if column.precision is None or column.scale is None:
+        return DEFAULT_PRECISION, DEFAULT_SCALE
+    return column.precision, column.scale
+
+
+def fit_decimal(value: Decimal, precision: int, scale: int) -> Decimal:
+    """``value`` if it fits ``decimal(precision, scale)``; ``ValueError`` naming its digit counts if not.
+
+    The rule Parquet applies, for every format: at most ``precision - scale`` integer digits and no
+    non-zero digit beyond ``scale``. Only the exponent and the number of digits are read, so
+    ``1E+400000000`` is refused before anything writes it out as plain digits. Zeros beyond the
+    scale are dropped (``1.50000`` -> ``1.500``), and a zero is written at the scale, so no value
+    is ever formatted wider than its column.
+    """
+    _, digits, exponent = value.as_tuple()
+    fraction = max(0, -exponent)
+    if not any(digits):
+        return value if fraction <= scale and exponent <= 0 else Decimal(0).scaleb(-scale)
+    integer = max(0, len(digits) + exponent)
+    lost = fraction > scale and any(digits[-(fraction - scale) :])
+    if lost or integer > precision - scale:
+        raise ValueError(
+            f"a value with {integer} integer and {fraction} fraction digits does not fit decimal"
+            f"({precision},{scale}), which holds {precision - scale} integer and {scale} fraction digits"
+        )
+    return value.quantize(Decimal(1).scaleb(-scale), context=_WIDE) if fraction > scale else value
+
+
 def to_date(value: Any) -> date:
     if isinstance(value, datetime):
         raise ValueError("expected a date, got a datetime")
@@ -138,7 +169,9 @@ def to_multilang(value: Any) -> dict[str, str | None]:
     return texts
 
 
-def _to_pair(members: tuple[str, str]) -> Callable[[Any], dict[str, Any] | None]:
+def _to_pair(
+    members: tuple[str, str], number_of: Callable[[Any], Decimal] = to_decimal
+) -> Callable[[Any], dict[str, Any] | None]:
     value_key, label_key = members
 
     def convert(value: Any) -> dict[str, Any] | None:
@@ -150,7 +183,7 @@ def _to_pair(members: tuple[str, str]) -> Callable[[Any], dict[str, Any] | None]
         if number is None and label is None:
             return None
         return {
-            value_key: None if number is None else to_decimal(number),
+            value_key: None if number is None else number_of(number),
             label_key: None if label is None else to_string(label),
         }
 
@@ -191,6 +224,27 @@ CONVERTERS: dict[str, Callable[[Any], Any]] = {
 }
 
 
+def converter_for(column: Column) -> Callable[[Any], Any]:
+    """How one column's values are typed; decimals (also amounts' and quantities' Value) are checked
+    against the column's precision and scale, so every format refuses what Parquet refuses."""
+    if column.kind not in ("decimal", "amount", "quantity"):
+        return CONVERTERS[column.kind]
+    precision, scale = decimal_facets(column)
+
+    def checked(value: Any) -> Decimal:
+        number = to_decimal(value)
+        try:
+            return fit_decimal(number, precision, scale)
+        except ValueError as error:
+            raise ValueError(
+                f"{error}. $metadata declares {column.source_type or 'it'} as decimal({precision},{scale}) "
+                "and the server sent more; leave the column out of select, or have the instance's "
+                "metadata or data corrected"
+            ) from None
+
+    return checked if column.kind == "decimal" else _to_pair(_MEMBERS[column.kind], checked)
+
+
 def pair_members(kind: str) -> tuple[str, str]:
     """``("Value", "Currency")`` for amounts, ``("Value", "Unit")`` for quantities."""
     return _MEMBERS[kind]
@@ -201,7 +255,7 @@ class RecordConverter:
 
     def __init__(self, columns: list[Column]) -> None:
         self.columns = columns
-        self._plan = [(column, CONVERTERS[column.kind]) for column in columns]
+        self._plan = [(column, converter_for(column)) for column in columns]
 
     def convert(self, records: Iterable[Mapping[str, Any]], first_row: int = 1) -> list[Row]:
         """Typed rows; ``first_row`` numbers the first record in error messages."""

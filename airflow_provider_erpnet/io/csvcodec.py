@@ -9,7 +9,7 @@ multilanguage and json values are JSON text; decimals are plain digits, never ex
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TextIO
@@ -109,6 +109,11 @@ def split_line(line: str, path: str) -> list[str | None]:
 def needs_quotes_any(text: str) -> bool:
     """Whether ``text`` holds a character that forces quotes: , " CR or LF (edge spaces aside)."""
     return any(char in text for char in _QUOTE_CHARS)
+
+
+def quoted_fields(texts: Iterable[str]) -> dict[str, str]:
+    """``{text: its quoted field}`` for the non-empty texts that CSV writes quoted (a C-level filter)."""
+    return {text: quote(text) for text in filter(_NEEDS_QUOTES.search, texts)}
 
 
 def quote(field: str | None) -> str:

@@ -24,13 +24,21 @@ How it stays cheap:
 
 The latest copy is the one with the greatest version; equal versions (or no version column) keep
 the copy seen last.
+
+``SpooledDeduper`` is the same decision for extractions that spool their rows anyway (an
+``$orderby`` that breaks Id order): every row's Id, version and position go to a SQLite table in
+the spool directory, and the superseded positions come back from one query, in order. Memory
+stays flat however many rows arrive out of order, and the spool is not read twice.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from decimal import Decimal
 from operator import lt
+from pathlib import Path
 from typing import Any
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
@@ -136,16 +144,7 @@ class Deduper:
         return broken if broken < len(ids) else None
 
     def _ids(self, records: Sequence[Mapping[str, Any]] | TypedPage) -> list[str]:
-        if isinstance(records, TypedPage):
-            values = records.column(self.key)
-        else:
-            values = [record.get(self.key) for record in records]
-        if None in values:
-            raise ErpNetConfigError(
-                f"A record has no {self.key!r}; dedupe needs it: keep {self.key} in $select "
-                "(the operator adds it unless it was removed)."
-            )
-        return list(map(str.lower, map(str, values)))
+        return page_ids(records, self.key)
 
     def _id(self, record: Mapping[str, Any]) -> str:
         return self._ids([record])[0]
@@ -153,9 +152,7 @@ class Deduper:
     def _versions(self, records: Sequence[Mapping[str, Any]] | TypedPage) -> list[VersionKey]:
         if self.version_field is None:
             return [_NO_VERSION] * len(records)
-        if isinstance(records, TypedPage):
-            return [version_key(value) for value in records.column(self.version_field)]
-        return [version_key(record.get(self.version_field)) for record in records]
+        return list(map(version_key, _column(records, self.version_field)))
 
     def _version(self, record: Mapping[str, Any]) -> VersionKey:
         if self.version_field is None:
@@ -163,11 +160,95 @@ class Deduper:
         return version_key(record.get(self.version_field))
 
 
-def without(rows: Iterable[Mapping[str, Any]], positions: set[int]) -> Iterator[Mapping[str, Any]]:
-    """``rows`` minus the ones at ``positions`` (0-based, in iteration order)."""
+class SpooledDeduper:
+    """Every row's Id, version and position in a SQLite file: the superseded ones found by one query.
+
+    For rows that are spooled anyway; ``path`` is a new file in the spool directory (removed with
+    it). Memory holds one page's Ids at a time, whatever the number of rows; SQLite sorts on disk.
+    """
+
+    def __init__(self, path: Path, version_field: str | None = None, key: str = "Id") -> None:
+        self.version_field = version_field
+        self.key = key
+        self.rows = 0
+        self._db = sqlite3.connect(path, isolation_level=None)
+        for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = FILE", "cache_size = -4096"):
+            self._db.execute(f"PRAGMA {pragma}")
+        self._db.execute("CREATE TABLE seen (id TEXT NOT NULL, version, position INTEGER NOT NULL)")
+        self._db.execute("BEGIN")
+
+    def observe(self, records: Sequence[Mapping[str, Any]] | TypedPage) -> None:
+        """Record the next page of records, in the order they are written."""
+        ids = page_ids(records, self.key)
+        if self.version_field is None:
+            versions: Iterable[Any] = [None] * len(ids)
+        else:
+            versions = map(_sql_version, _column(records, self.version_field))
+        positions = range(self.rows, self.rows + len(ids))
+        self._db.executemany("INSERT INTO seen VALUES (?, ?, ?)", zip(ids, versions, positions, strict=True))
+        self.rows += len(ids)
+
+    def superseded(self) -> Iterator[int]:
+        """Positions of the copies a newer (or equally new and later) copy replaces, ascending."""
+        self._db.execute("COMMIT")
+        # NULL sorts first: a copy without a version loses to one with it, as in ``version_key``.
+        query = (
+            "SELECT position FROM (SELECT position, row_number() OVER "
+            "(PARTITION BY id ORDER BY version DESC, position DESC) AS rank FROM seen) "
+            "WHERE rank > 1 ORDER BY position"
+        )
+        for (position,) in self._db.execute(query):
+            yield position
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> SpooledDeduper:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def without(rows: Iterable[Mapping[str, Any]], positions: Iterable[int]) -> Iterator[Mapping[str, Any]]:
+    """``rows`` minus the ones at ``positions`` (0-based, in iteration order; ascending, or a set)."""
+    skipped = iter(sorted(positions) if isinstance(positions, set) else positions)
+    skip = next(skipped, None)
     for position, row in enumerate(rows):
-        if position not in positions:
-            yield row
+        if position == skip:
+            skip = next(skipped, None)
+            continue
+        yield row
+
+
+def page_ids(records: Sequence[Mapping[str, Any]] | TypedPage, key: str = "Id") -> list[str]:
+    """The page's Ids, lower case (GUIDs compare alike in any case); a record without one is an error."""
+    values = _column(records, key)
+    if None in values:
+        raise ErpNetConfigError(
+            f"A record has no {key!r}; dedupe needs it: keep {key} in $select "
+            "(the operator adds it unless it was removed)."
+        )
+    return list(map(str.lower, map(str, values)))
+
+
+def _column(records: Sequence[Mapping[str, Any]] | TypedPage, name: str) -> list[Any]:
+    if isinstance(records, TypedPage):
+        return records.column(name)
+    return [record.get(name) for record in records]
+
+
+def _sql_version(value: Any) -> Any:
+    """A version as SQLite orders it like ``version_key``: instants as fixed-width UTC text."""
+    key = version_key(value)
+    if key == _NO_VERSION:
+        return None
+    version = key[1]
+    if isinstance(version, dt.datetime):
+        return version.astimezone(dt.timezone.utc).replace(tzinfo=None).isoformat(timespec="microseconds")
+    if isinstance(version, Decimal):  # SQLite has no decimal; ordering only, not data
+        return float(version)
+    return version
 
 
 def version_key(value: Any) -> VersionKey:

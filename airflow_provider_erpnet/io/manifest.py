@@ -43,21 +43,29 @@ class Manifest:
     bytes: int
     columns: list[Column]
     query: dict[str, str] = field(default_factory=dict)
-    window: dict[str, str] | None = None
+    window: dict[str, Any] | None = None
     server_count: int | None = None
     duplicates_removed: int = 0
     duration_seconds: float = 0.0
     # Sections other producers add; left out of ``to_dict`` while None.
     schema: dict[str, Any] | None = None  # the entity type's fingerprint (changes.schema)
     reconciliation: dict[str, Any] | None = None  # Id reconciliation counts (changes.reconcile)
+    partition: dict[str, Any] | None = None  # a part of a partitioned extraction: its ``Partition.to_dict()``
+    parts: list[dict[str, Any]] | None = None  # a gathered extraction: one summary per part
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (str, int, float, None, lists, dicts)."""
-        sections = {
+        sections: dict[str, Any] = {
             name: dict(value)
-            for name, value in (("schema", self.schema), ("reconciliation", self.reconciliation))
+            for name, value in (
+                ("schema", self.schema),
+                ("reconciliation", self.reconciliation),
+                ("partition", self.partition),
+            )
             if value is not None
         }
+        if self.parts is not None:
+            sections["parts"] = [dict(part) for part in self.parts]
         return {
             "version": MANIFEST_VERSION,
             "entity_set": self.entity_set,
@@ -98,6 +106,8 @@ class Manifest:
             duration_seconds=float(data.get("duration_seconds", 0.0)),
             schema=_section(data, "schema"),
             reconciliation=_section(data, "reconciliation"),
+            partition=_section(data, "partition"),
+            parts=None if data.get("parts") is None else [dict(part) for part in data["parts"]],
         )
 
 

@@ -13,23 +13,24 @@ every value it cannot prove canonical with a column-wide check sends the page to
 (``RecordConverter`` on the same records), which either converts it or raises the precise error
 (row, column, reason). Checks run on joined column text or C iterators: dates and timestamps
 must already be in the output form (``2020-05-08``, ``2020-05-08T07:11:12[.123456]Z``; anything
-else, such as offsets or seven fraction digits, is converted per value), decimals finite,
+else, such as offsets or seven fraction digits, is converted per value), decimals plain digits
+within their column's precision and scale (``convert.fit_decimal`` decides the rest),
 amounts with both members null become null, multilanguage annotation keys are dropped.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from functools import partial
 from itertools import chain, repeat
-from operator import and_, attrgetter, is_, is_not
+from operator import and_, attrgetter, is_
 from typing import Annotated, Any
 
 import msgspec
+from msgspec.structs import astuple
 
 from airflow_provider_erpnet.client.jsonutil import loads, strip_bom
 
@@ -38,6 +39,7 @@ from .arrow import require_pyarrow, rows_to_batch
 from .convert import (
     RecordConverter,
     Row,
+    decimal_facets,
     format_timestamp,
     pair_members,
     to_date,
@@ -48,12 +50,10 @@ from .jsontext import dumps
 from .schema import Column
 
 _INT_BOUNDS = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
-_TIMESTAMPS = re.compile(r"(?:\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.(?!000000)\d{6})?Z\n)*")
-_FINITE_DECIMALS = re.compile(r"(?:-?\d+(?:\.\d+)?(?:E[+-]\d+)?\n)*")
 _DATES = msgspec.json.Decoder(list[date])
 _DATETIMES = msgspec.json.Decoder(list[datetime])
 _ENCODER = msgspec.json.Encoder(decimal_format="number")
-_not_none = partial(is_not, None)
+_MIDNIGHT_UTC = "T00:00:00Z"
 _BOOL_TEXT = {True: "true", False: "false", None: ""}
 _NULL_TEXT = {"None": ""}
 _JSON_NULL = {"null": None}
@@ -67,17 +67,35 @@ class NeedsExactPath(Exception):
 class TypedPage(list):  # type: ignore[type-arg]
     """The records of one page as the codec's structs (a list, so paging code treats it as records)."""
 
-    def __init__(self, records: Iterable[Any], codec: PageCodec, *, prepared: bool = False) -> None:
+    def __init__(
+        self,
+        records: Iterable[Any],
+        codec: PageCodec,
+        *,
+        prepared: bool = False,
+        columns: list[list[Any]] | None = None,
+    ) -> None:
         super().__init__(records)
         self.codec = codec
         self.prepared = prepared  # checked and normalised by ``PageCodec.prepare``
+        self._columns = columns
+
+    def columns(self) -> list[list[Any]]:
+        """One list of values per column (None for null), made once: one pass over the records."""
+        if self._columns is None:
+            if self:
+                self._columns = list(map(list, zip(*map(astuple, self), strict=True)))
+            else:
+                self._columns = [[] for _ in self.codec.columns]
+        return self._columns
 
     def column(self, name: str) -> list[Any]:
         """Every record's value of one column, None for null."""
-        return list(map(attrgetter(self.codec.attribute(name)), self))
+        return self.columns()[self.codec.position(name)]
 
     def take(self, start: int, stop: int) -> TypedPage:
-        return TypedPage(self[start:stop], self.codec, prepared=self.prepared)
+        columns = None if self._columns is None else [values[start:stop] for values in self._columns]
+        return TypedPage(self[start:stop], self.codec, prepared=self.prepared, columns=columns)
 
 
 class PageCodec:
@@ -89,9 +107,6 @@ class PageCodec:
         self._reference = msgspec.defstruct(
             "Reference", [("id", str, msgspec.field(name="@odata.id"))], frozen=True, gc=False
         )
-        # Stands in for a null reference while ids are read in C; unique, so it cannot be data.
-        marker = f"erpnet-null-{uuid.uuid4().hex}"
-        self._no_reference = self._reference(marker)
         self._pairs = {
             kind: msgspec.defstruct(
                 kind.capitalize(),
@@ -104,6 +119,7 @@ class PageCodec:
         # Record fields are positional attributes f0, f1, ... renamed to the column names, so any
         # column name (even one that is not a Python identifier) works.
         self._attributes = {column.name: f"f{index}" for index, column in enumerate(self.columns)}
+        self._positions = {column.name: index for index, column in enumerate(self.columns)}
         record = msgspec.defstruct(
             "Record",
             [
@@ -121,9 +137,6 @@ class PageCodec:
             gc=False,
         )
         self._decoder = msgspec.json.Decoder(envelope, float_hook=Decimal)
-        self._null_reference = {None: self._no_reference}
-        self._marker_to_none = {marker: None}
-        self._no_pair = {kind: {None: pair()} for kind, pair in self._pairs.items()}
         checks = {
             "date": _check_dates,
             "timestamp": _check_timestamps,
@@ -134,11 +147,14 @@ class PageCodec:
             "reference": self._reference_ids,
         }
         self._fixes = [
-            (c, self._attributes[c.name], checks[c.kind]) for c in self.columns if c.kind in checks
+            (index, c, self._attributes[c.name], checks[c.kind])
+            for index, c in enumerate(self.columns)
+            if c.kind in checks
         ]
 
-    def attribute(self, name: str) -> str:
-        return self._attributes[name]
+    def position(self, name: str) -> int:
+        """The index of a column among the codec's columns (and its records' fields)."""
+        return self._positions[name]
 
     def decode(self, body: bytes) -> Any:
         """A body whose ``value`` is a ``TypedPage``; on a type mismatch, the generic decoding.
@@ -159,10 +175,11 @@ class PageCodec:
         """Check and normalise a page in place; raises ``NeedsExactPath`` when it cannot."""
         if page.prepared:
             return
-        for column, name, check in self._fixes:
-            values = list(map(attrgetter(name), page))
-            fixed = check(column, values)
-            if fixed is not None:
+        columns = page.columns()
+        for index, column, name, check in self._fixes:
+            fixed = check(column, columns[index])
+            if fixed is not None:  # kept in both forms: JSON Lines encodes the records
+                columns[index] = fixed
                 list(map(setattr, page, repeat(name), fixed))
         page.prepared = True
 
@@ -174,58 +191,61 @@ class PageCodec:
         """The exact path for one page: typed rows, or the precise error."""
         return self.converter.convert(self.as_records(page), first_row)
 
-    def jsonl(self, page: Sequence[Any]) -> bytes:
+    def jsonl(self, page: TypedPage) -> bytes:
         """JSON Lines of a prepared page: the bytes ``dumps_lines`` writes for its typed rows."""
         return _ENCODER.encode_lines(page)
 
-    def csv(self, page: Sequence[Any]) -> bytes:
+    def csv(self, page: TypedPage) -> bytes:
         """CSV lines of a prepared page: the bytes ``csvcodec`` writes for its typed rows."""
         if not page:
             return b""
         fields: list[list[str]] = []
-        for column in self.columns:
-            fields.extend(self._csv_fields(column, self._values(page, column)))
-        return ("\n".join(map(",".join, zip(*fields, strict=True))) + "\n").encode("utf-8")
+        for column, values in zip(self.columns, page.columns(), strict=True):
+            fields.extend(self._csv_fields(column, values))
+        # Fields and separators slotted into one list, then one join: no Python call per row.
+        width, rows = len(fields), len(page)
+        parts = [","] * (2 * width * rows)
+        parts[2 * width - 1 :: 2 * width] = ["\n"] * rows
+        for index, texts in enumerate(fields):
+            parts[2 * index :: 2 * width] = texts
+        return "".join(parts).encode("utf-8")
 
-    def arrow_batch(self, page: Sequence[Any], schema: Any, first_row: int) -> Any:
+    def arrow_batch(self, page: TypedPage, schema: Any, first_row: int) -> Any:
         """An Arrow RecordBatch of a prepared page; a value Arrow refuses takes the exact path."""
         pa = require_pyarrow()
         try:
             arrays = [
-                self._arrow_array(pa, column, field.type, self._values(page, column))
-                for column, field in zip(self.columns, schema, strict=True)
+                self._arrow_array(pa, column, field.type, values)
+                for column, field, values in zip(self.columns, schema, page.columns(), strict=True)
             ]
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-            return rows_to_batch(self.columns, self.exact_rows(page, first_row), schema, first_row)
+            return rows_to_batch(self.columns, self.exact_rows(page, first_row), schema)
         return pa.RecordBatch.from_arrays(arrays, schema=schema)
-
-    def _values(self, page: Sequence[Any], column: Column) -> list[Any]:
-        return list(map(attrgetter(self._attributes[column.name]), page))
 
     def _csv_fields(self, column: Column, values: list[Any]) -> list[list[str]]:
         kind = column.kind
-        if kind in ("string", "enum", "date", "timestamp"):
+        if kind in ("date", "timestamp"):  # prepared: in the output form, which needs no quotes
+            return [["" if value is None else value for value in values]]
+        if kind in ("string", "enum"):
             return [_csv_texts(values)]
         if kind == "bool":
             return [list(map(_BOOL_TEXT.get, values))]
         if kind in _INT_BOUNDS:
-            return [_blank_nulls(list(map(str, values)))]
+            return [_int_texts(values)]
         if kind == "decimal":
             return [_decimal_texts(values)]
         if kind == "reference":
             return [_csv_texts(values)]
         if kind in self._pairs:
-            number, label = pair_members(kind)
-            filled = list(map(self._no_pair[kind].get, values, values))
-            numbers = list(map(attrgetter(number), filled))
-            return [_decimal_texts(numbers), _csv_texts(list(map(attrgetter(label), filled)))]
+            numbers, labels = _pair_columns(kind, values)
+            return [_decimal_texts(numbers), _csv_texts(labels)]
         # multilang and json: compact JSON text, quoted as CSV requires (per value: rare columns)
         return [[csvcodec.quote(None if value is None else dumps(value).decode("utf-8")) for value in values]]
 
-    def _reference_ids(self, column: Column, values: list[Any]) -> list[str | None]:
+    @staticmethod
+    def _reference_ids(column: Column, values: list[Any]) -> list[str | None]:
         """References -> their ``@odata.id`` text, null kept (prepare writes them back)."""
-        ids = list(map(attrgetter("id"), map(self._null_reference.get, values, values)))
-        return list(map(self._marker_to_none.get, ids, ids))
+        return [None if value is None else value.id for value in values]
 
     def _arrow_array(self, pa: Any, column: Column, arrow_type: Any, values: list[Any]) -> Any:
         kind = column.kind
@@ -234,11 +254,10 @@ class PageCodec:
         if kind == "timestamp":
             return pa.array(values, pa.string()).cast(arrow_type)
         if kind in self._pairs:
-            number, label = pair_members(kind)
-            filled = list(map(self._no_pair[kind].get, values, values))
+            numbers, labels = _pair_columns(kind, values)
             children = [
-                pa.array(list(map(attrgetter(number), filled)), arrow_type.field(number).type),
-                pa.array(list(map(attrgetter(label), filled)), arrow_type.field(label).type),
+                pa.array(numbers, arrow_type.field(0).type),
+                pa.array(labels, arrow_type.field(1).type),
             ]
             mask = pa.array(list(map(is_, values, repeat(None))), pa.bool_())
             return pa.StructArray.from_arrays(children, fields=list(arrow_type), mask=mask)
@@ -268,7 +287,7 @@ class PageCodec:
 
 
 def _present(values: list[Any]) -> list[Any]:
-    return list(filter(_not_none, values))
+    return [value for value in values if value is not None]
 
 
 def _per_value(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
@@ -279,38 +298,63 @@ def _per_value(values: list[Any], convert: Callable[[Any], Any]) -> list[Any]:
         raise NeedsExactPath from error
 
 
-def _check_dates(column: Column, values: list[Any]) -> list[Any] | None:
+def _round_trips(texts: list[str], decoder: msgspec.json.Decoder) -> bool:
+    """Whether every text decodes (valid calendar values) and is already the form msgspec writes back.
+
+    msgspec writes dates as ``2020-05-08`` and UTC date-times as ``2020-05-08T07:11:12[.123456]Z``
+    (six digits when there is a fraction), the output form: three C calls for a whole column.
+    """
+    encoded = _ENCODER.encode(texts)
     try:
-        _DATES.decode(_ENCODER.encode(_present(values)))
+        return bool(_ENCODER.encode(decoder.decode(encoded)) == encoded)
     except msgspec.ValidationError:
-        return _per_value(values, lambda text: to_date(text).isoformat())
-    return None
+        return False
+
+
+def _check_dates(column: Column, values: list[Any]) -> list[Any] | None:
+    present = _present(values)
+    if _round_trips(present, _DATES):
+        return None
+    if {text[10:] for text in present} == {_MIDNIGHT_UTC}:  # ERP.net's form, 2020-05-08T00:00:00Z
+        dates = [None if text is None else text[:10] for text in values]
+        if _round_trips(_present(dates), _DATES):
+            return dates
+    return _per_value(values, lambda text: to_date(text).isoformat())
 
 
 def _check_timestamps(column: Column, values: list[Any]) -> list[Any] | None:
     present = _present(values)
-    joined = "\n".join(present) + "\n" if present else ""
-    if _TIMESTAMPS.fullmatch(joined):
-        try:
-            _DATETIMES.decode(_ENCODER.encode(present))
-            return None
-        except msgspec.ValidationError:
-            raise NeedsExactPath from None
+    # msgspec also writes back offsets (+03:00) and naive values as they were: each text must end in Z.
+    if _round_trips(present, _DATETIMES) and _ENCODER.encode(present).count(b'Z"') == len(present):
+        return None
     return _per_value(values, lambda text: format_timestamp(to_timestamp(text)))
 
 
 def _check_decimals(column: Column, values: list[Any]) -> None:
     present = _present(values)
-    if present and not _FINITE_DECIMALS.fullmatch("\n".join(map(str, present)) + "\n"):
+    if present and not _fitting_decimals(*decimal_facets(column)).fullmatch(
+        "\n".join(map(str, present)) + "\n"
+    ):
         raise NeedsExactPath
     return None
+
+
+@functools.cache
+def _fitting_decimals(precision: int, scale: int) -> re.Pattern[str]:
+    """``str`` forms of decimals that fit ``decimal(precision, scale)`` as they are: plain digits,
+    at most P-S before the point and S after it. Anything else (an exponent, zeros beyond the
+    scale, too many digits, NaN) takes the exact path, where ``fit_decimal`` normalises or refuses."""
+    integer = precision - scale
+    whole = rf"(?:0|[1-9]\d{{0,{integer - 1}}})" if integer > 0 else "0"
+    fraction = rf"(?:\.\d{{1,{scale}}})?" if scale > 0 else ""
+    return re.compile(rf"(?:-?{whole}{fraction}\n)*")
 
 
 def _check_pairs(column: Column, values: list[Any]) -> list[Any] | None:
     number, label = pair_members(column.kind)
     present = _present(values)
     numbers = list(map(attrgetter(number), present))
-    _check_decimals(column, _present(numbers))
+    _check_decimals(column, numbers)
     # ``is`` tests only: comparing a Decimal with None goes through Python-level ABC checks.
     no_number = map(is_, numbers, repeat(None))
     if any(map(and_, no_number, map(is_, map(attrgetter(label), present), repeat(None)))):
@@ -328,6 +372,23 @@ def _check_multilang(column: Column, values: list[Any]) -> list[Any] | None:
     return None
 
 
+def _pair_columns(kind: str, values: list[Any]) -> tuple[list[Any], list[Any]]:
+    """An amount or quantity column as its number and label columns (a null pair: both null)."""
+    number, label = map(attrgetter, pair_members(kind))
+    return [None if v is None else number(v) for v in values], [
+        None if v is None else label(v) for v in values
+    ]
+
+
+def _int_texts(values: list[int | None]) -> list[str]:
+    """Digits; null -> empty field. Counts and days repeat a lot: each distinct value is written once."""
+    distinct = set(values)
+    if len(distinct) * 2 > len(values):
+        return _blank_nulls(list(map(str, values)))
+    texts = {value: "" if value is None else str(value) for value in distinct}
+    return list(map(texts.__getitem__, values))
+
+
 def _blank_nulls(texts: list[str]) -> list[str]:
     """``str(None)`` fields -> empty fields (C-level: a dict lookup per value)."""
     return list(map(_NULL_TEXT.get, texts, texts))
@@ -335,16 +396,21 @@ def _blank_nulls(texts: list[str]) -> list[str]:
 
 def _decimal_texts(values: list[Any]) -> list[str]:
     """Plain digits, never exponents (``format(d, "f")``); null -> empty field."""
-    filled = map({None: _NO_DECIMAL}.get, values, values)
-    texts = list(map(format, filled, repeat("f")))
-    return list(map({"NaN": ""}.get, texts, texts))
+    texts = list(map(str, values))  # str() is format "f" unless it writes an exponent ("None" has no E)
+    if "E" in "".join(texts):
+        return ["" if value is None else format(value, "f") for value in values]
+    return _blank_nulls(texts)
 
 
 def _csv_texts(values: list[str | None]) -> list[str]:
     """Text fields: null empty, ``""`` for the empty string, quotes where CSV needs them."""
-    present = _present(values)
+    present = list(filter(None, values))  # the non-empty texts, without a Python call per value
     if present and (csvcodec.needs_quotes_any("".join(present)) or present != list(map(str.strip, present))):
-        return list(map(csvcodec.quote, values))
+        fields = csvcodec.quoted_fields(present)
+        fields.update(_EMPTY_FIELDS)
+        return list(map(fields.get, values, values))
+    if len(present) == len(values):  # no null, no empty string: the texts are the fields
+        return values
     return list(map(_EMPTY_FIELDS.get, values, values))
 
 

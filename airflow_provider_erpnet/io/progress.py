@@ -2,7 +2,9 @@
 
 A long export is silent between its first and last log line unless something reports along the
 way. ``Progress`` logs every ``every_pages`` pages or ``every_seconds`` seconds, whichever comes
-first: rows so far, rows/s and, when the expected total is known, percent done and an ETA.
+first: rows so far, rows/s and, when the expected total is known, percent done and an ETA. Lines
+stay short (under 100 characters for entity set names up to about 40), because Airflow's task
+log panel cuts longer ones; ``finish`` writes the one summary line of an extraction.
 """
 
 from __future__ import annotations
@@ -54,27 +56,38 @@ class Progress:
         """The progress line as of ``now`` (default: the clock)."""
         elapsed = (self.clock() if now is None else now) - self.started
         rate = self.rows / elapsed if elapsed > 0 else 0.0
-        text = f"{self.label}: {self.pages} pages, {self.rows} rows, {rate:.0f} rows/s"
-        if self.expected:
-            percent = 100.0 * self.rows / self.expected
-            text += f", {percent:.1f}% of {self.expected}"
-            if rate > 0 and self.rows < self.expected:
-                text += f", ETA {(self.expected - self.rows) / rate:.0f} s"
+        if not self.expected:
+            return f"{self.label}: {self.rows} rows, {rate:.0f} rows/s"
+        text = f"{self.label}: {self.rows}/{self.expected} rows ({100 * self.rows / self.expected:.0f}%)"
+        text += f", {rate:.0f} rows/s"
+        if rate > 0 and self.rows < self.expected:
+            text += f", ETA {(self.expected - self.rows) / rate:.0f} s"
         return text
 
-    def finish(self, *, rows: int, retries: int, duplicates: int = 0, nbytes: int | None = None) -> None:
-        """The summary line: what was kept, how long it took, how many requests were retried."""
+    def finish(
+        self,
+        *,
+        rows: int,
+        retries: int,
+        duplicates: int = 0,
+        nbytes: int | None = None,
+        window: tuple[str, str] | None = None,
+    ) -> None:
+        """The summary line: rows kept (in which window), pages, size, time, duplicates, retries."""
         elapsed = self.elapsed
         rate = rows / elapsed if elapsed > 0 else 0.0
+        where = "" if window is None else f" in window [{window[0]}, {window[1]}]"
         size = "" if nbytes is None else f", {nbytes} bytes"
         self.log.info(
-            "%s: done, %d pages, %d rows kept (%d duplicates removed)%s, %.1f s, %.0f rows/s, %d retries",
+            "%s: %d rows%s, %d page%s%s, %.1f s, %.0f rows/s, %d duplicates removed, %d retries",
             self.label,
-            self.pages,
             rows,
-            duplicates,
+            where,
+            self.pages,
+            "" if self.pages == 1 else "s",
             size,
             elapsed,
             rate,
+            duplicates,
             retries,
         )

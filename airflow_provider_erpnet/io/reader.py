@@ -121,10 +121,8 @@ def _table(manifest: Manifest, path_factory: PathFactory | None) -> Any:
         return pa.concat_tables(tables) if tables else schema.empty_table()
     batches = []
     rows = _records(manifest, path_factory)
-    first_row = 1
     while chunk := list(itertools.islice(rows, BATCH_ROWS)):
-        batches.append(rows_to_batch(manifest.columns, chunk, schema, first_row))
-        first_row += len(chunk)
+        batches.append(rows_to_batch(manifest.columns, chunk, schema))
     return pa.Table.from_batches(batches, schema=schema)
 
 

@@ -64,6 +64,7 @@ _EDM_KINDS = {
 _COMPLEX_KINDS = {"Amount": "amount", "Quantity": "quantity", "MultilanguageString": "multilang"}
 
 DEFAULT_SELECT = "default"
+ALL_SELECT = "*"
 _HIDDEN_BY_DEFAULT = ("Id", "AggregateLastUpdateTimeUtc")
 _CUSTOM_PREFIX = "CustomProperty_"
 
@@ -114,27 +115,34 @@ def columns_for(
 
     ``select`` follows the server: ``None`` or an item ``"default"`` stands for the default
     attributes (structural properties and references except ``Id``, ``AggregateLastUpdateTimeUtc``,
-    custom properties and collections), expanded in place; other items are added where listed.
-    Each navigation named in ``expand`` becomes a ``json`` column holding the expanded value.
+    custom properties and collections), expanded in place; ``"*"`` for every structural property
+    and reference (what a standard OData server sends without ``$select``); other items are added
+    where listed. Each navigation named in ``expand`` becomes a ``json`` column holding the
+    expanded value.
 
     ``sent``: the keys of the records the server answered with. ERP.net's ``default`` also leaves
     out calculated attributes that ``$metadata`` does not mark, and an instance's default set can
-    differ from any rule, while null values are still sent: so with ``sent``, ``default`` keeps
-    only the columns the server actually sent. Explicitly named columns always stay.
+    differ from any rule, while null values are still sent: so with ``sent``, ``default`` and
+    ``*`` keep only the columns the server actually sent. Explicitly named columns always stay,
+    and no member of ``$metadata`` the server sent is ever left out (it is added after the others).
     """
     entity = metadata.entity_type(entity_set)
     mapper = _Mapper(metadata, entity_set, entity)
     names = _split_select(select)
     ordered: dict[str, Column] = {}
     for name in names:
-        if name == DEFAULT_SELECT:
-            chosen = [column for column in mapper.defaults() if sent is None or column.name in sent]
+        if name in (DEFAULT_SELECT, ALL_SELECT):
+            rule = mapper.defaults() if name == DEFAULT_SELECT else mapper.structural()
+            chosen = [column for column in rule if sent is None or column.name in sent]
         else:
             chosen = [mapper.column(name)]
         for column in chosen:
             ordered.setdefault(column.name, column)
-    for name in _split_expand(expand):
-        ordered[name] = mapper.expanded(name)
+    expanded = {name: mapper.expanded(name) for name in _split_expand(expand)}
+    for name in mapper.names():
+        if sent is not None and name in sent and name not in ordered and name not in expanded:
+            ordered[name] = mapper.column(name)
+    ordered.update(expanded)
     return list(ordered.values())
 
 
@@ -187,6 +195,16 @@ class _Mapper:
         ]
         return properties + references
 
+    def structural(self) -> list[Column]:
+        """Every property and reference: what ``$select=*`` (or no ``$select``) returns."""
+        properties = [self._property(p) for p in self.properties.values()]
+        references = [self._navigation(n) for n in self.navigations.values() if not n.collection]
+        return properties + references
+
+    def names(self) -> list[str]:
+        """Every member of the entity type, properties first, in ``$metadata`` order."""
+        return [*self.properties, *self.navigations]
+
     def column(self, name: str) -> Column:
         if name in self.properties:
             return self._property(self.properties[name])
@@ -198,7 +216,7 @@ class _Mapper:
         navigation = self.navigations.get(name)
         if navigation is None:
             raise ErpNetConfigError(self._unknown("$expand", name, list(self.navigations)))
-        return Column(name, "json", source_type=_type_label(navigation.type, navigation.collection))
+        return Column(name, "json", source_type=type_label(navigation.type, navigation.collection))
 
     def _unknown(self, option: str, name: str, candidates: list[str]) -> str:
         by_lower = {candidate.lower(): candidate for candidate in candidates}
@@ -212,7 +230,7 @@ class _Mapper:
         )
 
     def _property(self, prop: PropertyInfo) -> Column:
-        source = _type_label(prop.type, prop.collection)
+        source = type_label(prop.type, prop.collection)
         if prop.collection:
             return Column(prop.name, "json", prop.nullable, source_type=source)
         kind = _EDM_KINDS.get(prop.type) or self._named_kind(prop.type)
@@ -226,7 +244,7 @@ class _Mapper:
 
     def _navigation(self, navigation: NavigationInfo) -> Column:
         kind = "json" if navigation.collection else "reference"
-        return Column(navigation.name, kind, source_type=_type_label(navigation.type, navigation.collection))
+        return Column(navigation.name, kind, source_type=type_label(navigation.type, navigation.collection))
 
     def _named_kind(self, type_name: str) -> str:
         if type_name in self.metadata.enum_types:
@@ -256,5 +274,5 @@ def _decimal_facets(precision: int | None, scale: int | None) -> tuple[int, int]
     return precision, scale
 
 
-def _type_label(type_name: str, collection: bool) -> str:
+def type_label(type_name: str, collection: bool) -> str:
     return f"Collection({type_name})" if collection else type_name

@@ -97,7 +97,7 @@ class ParquetWriter:
         if isinstance(rows, TypedPage):
             self._batches.append(rows.codec.arrow_batch(rows, self.schema, first_row))
         else:
-            self._batches.append(rows_to_batch(self.columns, rows, self.schema, first_row))
+            self._batches.append(rows_to_batch(self.columns, rows, self.schema))
         self._buffered += len(rows)
         if self._buffered >= self.row_group_rows:
             self._flush()

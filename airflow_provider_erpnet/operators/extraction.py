@@ -11,11 +11,15 @@ Two paths lead to the output, chosen so the common case costs nothing:
   order, the attempt is abandoned before anything is committed and the extraction restarts once on
   the staged path (one extra read, logged as a warning).
 * **staged**: used for any other ``$orderby``. Pages are spooled to a local JSON Lines file (exact
-  round trip of every value), superseded copies are found (``io.dedupe``), and the kept rows are
-  copied into the final writer. Costs local disk for one copy of the output.
+  round trip of every value), superseded copies are found on disk (``io.dedupe.SpooledDeduper``),
+  and the kept rows are copied into the final writer. Costs local disk for one copy of the output;
+  memory does not grow with the rows.
 
 Completeness: after the rows are written, ``$count`` is asked for the same filter and compared
-with the rows kept; see ``check_completeness``.
+with the rows kept; see ``check_completeness``. When they differ and ``$count`` also moved since
+the read began (rows created or deleted meanwhile, e.g. behind the keyset position), nothing is
+committed and the query is read again, at most ``READ_ATTEMPTS`` reads in all; a difference with
+an unchanged count is a loss and fails at once.
 """
 
 from __future__ import annotations
@@ -37,16 +41,20 @@ from airflow_provider_erpnet.changes.schema import (
     schema_change_mode,
 )
 from airflow_provider_erpnet.client.client import ErpNetClient
+from airflow_provider_erpnet.client.dialect import DEFAULT_SELECT, Dialect
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
 from airflow_provider_erpnet.client.jsonutil import loads
+from airflow_provider_erpnet.client.literals import literal
 from airflow_provider_erpnet.client.metadata import ServiceMetadata
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE, normalise_select
+from airflow_provider_erpnet.client.partitions import Partition
 from airflow_provider_erpnet.client.prefetch import Prefetcher
 from airflow_provider_erpnet.io import Column, FileInfo, Manifest, OutputWriter, columns_for, iter_records
-from airflow_provider_erpnet.io.dedupe import Deduper, without
+from airflow_provider_erpnet.io.dedupe import Deduper, SpooledDeduper, without
 from airflow_provider_erpnet.io.output import sweep_abandoned
 from airflow_provider_erpnet.io.pagecodec import PageCodec
 from airflow_provider_erpnet.io.progress import Progress
+from airflow_provider_erpnet.io.schema import ALL_SELECT
 from airflow_provider_erpnet.io.spool import spool_directory
 from airflow_provider_erpnet.operators.windows import Window, and_filters
 
@@ -54,6 +62,9 @@ log = logging.getLogger(__name__)
 
 CheckCount = bool | Literal["warn"]
 KEY = "Id"
+# Reads of one extraction when rows are created or deleted under it (its $count moves while the
+# pages are read and the rows it got differ from the new count); one partition is quick to re-read.
+READ_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -69,14 +80,26 @@ class ExtractionRequest:
     incremental_column: str | None = None
     window: Window | None = None
     check_count: CheckCount = True
+    partition: Partition | None = None  # one range of a partition plan: read only its rows
 
     def __post_init__(self) -> None:
         check_count_mode(self.check_count)
 
     @property
-    def full_filter(self) -> str | None:
-        """The user's filter AND the window's, each parenthesised."""
+    def base_filter(self) -> str | None:
+        """The user's filter AND the window's, each parenthesised: the whole set's rows."""
         return and_filters(self.filter, self.window.filter() if self.window else None)
+
+    @property
+    def full_filter(self) -> str | None:
+        """``base_filter`` AND the partition's range."""
+        return and_filters(self.base_filter, self.partition.filter if self.partition else None)
+
+    def partition_entry(self) -> dict[str, Any] | None:
+        """The manifest's ``partition``: the range read, with ``base_filter`` the gather step counts."""
+        if self.partition is None:
+            return None
+        return {**self.partition.to_dict(), "base_filter": self.base_filter}
 
     @property
     def full_select(self) -> tuple[str, ...]:
@@ -93,15 +116,28 @@ class ExtractionRequest:
             "page_size": self.page_size,
         }
 
-    def describe(self) -> dict[str, str]:
-        """The query as sent, for the manifest (options that were not set are left out)."""
+    def describe(self, dialect: Dialect | None = None) -> dict[str, str]:
+        """The query as sent, for the manifest (options that were not set are left out).
+
+        With the client's ``dialect``, as rewritten for a server that refused ERP.net's forms.
+        """
+        sent = {"$filter": self.full_filter or "", "$select": ",".join(self.full_select)}
+        if dialect is not None:
+            sent = dialect.rewrite(sent)
         options = {
-            "filter": self.full_filter,
-            "select": ",".join(self.full_select),
+            "filter": sent.get("$filter"),
+            "select": sent.get("$select"),
             "expand": self.expand,
             "orderby": self.orderby,
         }
         return {name: value for name, value in options.items() if value}
+
+    def select_read(self, dialect: Dialect) -> tuple[str, ...]:
+        """``full_select`` as the server answered it: ``*`` (every structural property) where a
+        server that refused ``$select=default`` was asked without ``$select``."""
+        if dialect.default_select or DEFAULT_SELECT not in self.full_select:
+            return self.full_select
+        return (ALL_SELECT,)
 
     @property
     def ids_in_order(self) -> bool:
@@ -171,9 +207,11 @@ def run_extraction(
     """
     started = time.monotonic()
     retries = client.transport.retries
-    output = _Output(target, fmt, max_rows_per_file, client.metadata())
+    output = _Output(
+        target, fmt, max_rows_per_file, client.metadata(), f"{client.settings.client_id}@{client.api_url}"
+    )
     # Check names, target, format, pyarrow and that the directory is writable before any page is read.
-    checked = output.writer(output.columns(request, [], logger))
+    checked = output.writer(output.columns(request, request.full_select, [], logger))
     checked.abort()
     previous, source = load_baseline(target, schema_baseline, logger)
     drift = check_drift(
@@ -190,24 +228,31 @@ def run_extraction(
     output = replace(output, schema=drift.section)
     remove_stale_temps(target, fmt, before=time.time(), logger=logger)
     expected = _checked_count(client, request)
-    try:
-        written = _extract_once(
-            client, request, output, expected, logger, staged=not request.ids_in_order, started=started
-        )
-    except _OrderBroken as broken:
-        logger.warning(
-            "%s: Ids arrived out of order at row %d although paging should keep them ordered; "
-            "nothing was committed, reading again through a local spool to remove duplicates.",
-            request.entity_set,
-            broken.row,
-        )
-        written = _extract_once(client, request, output, expected, logger, staged=True, started=started)
+    for attempt in range(1, READ_ATTEMPTS + 1):
+        try:
+            written = _extract_ordered(client, request, output, expected, logger, started)
+            break
+        except _CountChanged as changed:
+            if attempt == READ_ATTEMPTS:
+                raise changed.error from None
+            logger.warning(
+                "%s: the server's count went from %d to %d while %d rows were read (rows were created "
+                "or deleted meanwhile); nothing was committed, reading again (attempt %d of %d).",
+                request.entity_set,
+                changed.before,
+                changed.after,
+                changed.written,
+                attempt + 1,
+                READ_ATTEMPTS,
+            )
+            expected = changed.after
     manifest = written.manifest
     written.progress.finish(
         rows=manifest.rows,
         nbytes=manifest.bytes,
         retries=client.transport.retries - retries,
         duplicates=manifest.duplicates_removed,
+        window=_bounds(request.window),
     )
     return manifest
 
@@ -231,7 +276,7 @@ def extract_records(
     progress = Progress(logger, request.entity_set, expected=expected)
     deduper = Deduper(request.incremental_column)
     records: list[dict[str, Any]] = []
-    with closing(_pages(client, request, progress)) as pages:
+    with closing(_pages(client, request, progress, expected)) as pages:
         for page in pages:
             deduper.observe(page)
             records.extend(page)
@@ -243,6 +288,7 @@ def extract_records(
         rows=len(kept),
         retries=client.transport.retries - retries,
         duplicates=len(records) - len(kept),
+        window=_bounds(request.window),
     )
     return kept
 
@@ -281,19 +327,29 @@ def remove_stale_temps(
     return swept.removed
 
 
+# (source, entity set, columns) whose absence from the default selection was logged at INFO: a
+# process that extracts the same set again (a worker, a scheduler loop) says it once, then at DEBUG.
+_DEFAULT_SELECTION_NOTED: set[tuple[str, str, tuple[str, ...]]] = set()
+
+
 @dataclass(frozen=True)
 class _Output:
-    """Where and how to write: the ``OutputWriter`` arguments of one extraction, and its columns."""
+    """Where and how to write: the ``OutputWriter`` arguments of one extraction, and its columns.
+
+    ``source`` names the connection (client and API) the rows come from.
+    """
 
     target: Any
     fmt: str | None
     max_rows_per_file: int | None
     metadata: ServiceMetadata
+    source: str
     schema: dict[str, Any] | None = None  # the manifest's schema section (changes.schema)
 
     def columns(
         self,
         request: ExtractionRequest,
+        select: Sequence[str],
         first_page: list[dict[str, Any]],
         logger: logging.Logger | logging.LoggerAdapter,
     ) -> list[Column]:
@@ -302,24 +358,25 @@ class _Output:
         ERP.net's ``default`` selection leaves out attributes ``$metadata`` does not mark (calculated
         ones such as the sandbox's ``Turnover``), and OData sends null values as explicit nulls: a
         key absent from every record of the first page is one the server did not select, and would
-        only be an all-null column.
+        only be an all-null column. Every key the server sent that ``$metadata`` knows is a column.
         """
-        rule = columns_for(self.metadata, request.entity_set, request.full_select, request.expand)
+        rule = columns_for(self.metadata, request.entity_set, select, request.expand)
         if not first_page:
             return rule
         sent = set().union(*first_page)
-        columns = columns_for(
-            self.metadata, request.entity_set, request.full_select, request.expand, sent=sent
-        )
+        columns = columns_for(self.metadata, request.entity_set, select, request.expand, sent=sent)
         left_out = [column.name for column in rule if column not in columns]
-        if left_out:
-            logger.info(
+        noted = (self.source, request.entity_set, tuple(left_out))
+        if left_out and DEFAULT_SELECT in select:
+            logger.log(
+                logging.DEBUG if noted in _DEFAULT_SELECTION_NOTED else logging.INFO,
                 "%s: the server's default selection does not include %s, so neither does the output; "
                 "name them in select to get them, e.g. select='default,%s'.",
                 request.entity_set,
                 ", ".join(left_out),
                 left_out[0],
             )
+            _DEFAULT_SELECTION_NOTED.add(noted)
         return columns
 
     def writer(self, columns: list[Column]) -> OutputWriter:
@@ -332,6 +389,28 @@ class _Written:
 
     manifest: Manifest
     progress: Progress
+
+
+def _extract_ordered(
+    client: ErpNetClient,
+    request: ExtractionRequest,
+    output: _Output,
+    expected: int | None,
+    logger: logging.Logger | logging.LoggerAdapter,
+    started: float,
+) -> _Written:
+    """One read on the direct path, or on the staged path if Ids turn out not to be in order."""
+    try:
+        staged = not request.ids_in_order
+        return _extract_once(client, request, output, expected, logger, staged=staged, started=started)
+    except _OrderBroken as broken:
+        logger.warning(
+            "%s: Ids arrived out of order at row %d although paging should keep them ordered; "
+            "nothing was committed, reading again through a local spool to remove duplicates.",
+            request.entity_set,
+            broken.row,
+        )
+        return _extract_once(client, request, output, expected, logger, staged=True, started=started)
 
 
 def _extract_once(
@@ -348,22 +427,28 @@ def _extract_once(
     progress = Progress(logger, request.entity_set, expected=expected)
     deduper = Deduper(request.incremental_column)
     decoding = _Decoding()
-    pages = _pages(client, request, progress, decoding.decode)
+    pages = _pages(client, request, progress, expected, decoding.decode)
     ahead: Prefetcher[list[dict[str, Any]]] | None = None
     try:
         first = next((records for records in pages if records), [])
-        columns = output.columns(request, first, logger)
+        columns = output.columns(request, request.select_read(client.dialect), first, logger)
         decoding.codec = PageCodec(columns)
         # Pages 2 and on are fetched and decoded in a reader thread while this one writes.
         ahead = Prefetcher(pages)
         with output.writer(columns) as writer:
             all_pages = itertools.chain([first], ahead)
             if staged:
-                _write_staged(all_pages, deduper, writer, columns, request)
+                read = _write_staged(all_pages, writer, columns, request)
             else:
                 _write_direct(all_pages, deduper, writer)
+                read = deduper.rows
             server_count = _checked_count(client, request)
-            check_completeness(request.entity_set, writer.rows, server_count, request.check_count)
+            try:
+                check_completeness(request.entity_set, writer.rows, server_count, request.check_count)
+            except ErpNetIncompleteError as error:
+                if server_count != expected:  # the data changed under the read: a new read may match
+                    raise _CountChanged(error, expected, server_count, writer.rows) from None
+                raise
 
             def describe(files: list[FileInfo]) -> Manifest:
                 return Manifest(
@@ -373,12 +458,13 @@ def _extract_once(
                     rows=writer.rows,
                     bytes=sum(info.bytes for info in files),
                     columns=columns,
-                    query=request.describe(),
+                    query=request.describe(client.dialect),
                     window=request.window.to_dict() if request.window else None,
                     server_count=server_count,
-                    duplicates_removed=deduper.rows - writer.rows,
+                    duplicates_removed=read - writer.rows,
                     duration_seconds=round(time.monotonic() - started, 3),
                     schema=output.schema,
+                    partition=request.partition_entry(),
                 )
 
             writer.commit(describe)
@@ -388,6 +474,16 @@ def _extract_once(
         else:
             pages.close()
     return _Written(writer.manifest, progress)
+
+
+class _CountChanged(Exception):
+    """Internal: rows and ``$count`` differ, and ``$count`` moved during the read; read again."""
+
+    def __init__(
+        self, error: ErpNetIncompleteError, before: int | None, after: int | None, written: int
+    ) -> None:
+        super().__init__(str(error))
+        self.error, self.before, self.after, self.written = error, before, after, written
 
 
 class _OrderBroken(Exception):
@@ -412,9 +508,12 @@ def _pages(
     client: ErpNetClient,
     request: ExtractionRequest,
     progress: Progress,
+    expected: int | None,
     decode: Callable[[bytes], Any] | None = None,
 ) -> Generator[list[dict[str, Any]], None, None]:
-    for page in client.iter_pages(request.entity_set, **request.query_options(), decode=decode):
+    """The query's pages; ``expected`` ($count, when known) bounds how far paging may run."""
+    options = request.query_options()
+    for page in client.iter_pages(request.entity_set, **options, decode=decode, expected_rows=expected):
         progress.page(len(page.records))
         yield page.records
 
@@ -429,22 +528,34 @@ def _write_direct(pages: Iterable[list[dict[str, Any]]], deduper: Deduper, outpu
 
 def _write_staged(
     pages: Iterable[list[dict[str, Any]]],
-    deduper: Deduper,
     output: OutputWriter,
     columns: list[Column],
     request: ExtractionRequest,
-) -> None:
-    with spool_directory() as spool_dir:
-        with OutputWriter(spool_dir / "rows.jsonl", "jsonl", columns) as spool:
+) -> int:
+    """Spool every row, then copy the latest copy of each to the output; returns the rows read.
+
+    The spool and the table of Ids (``SpooledDeduper``) are files in a private directory, so
+    memory does not grow with the rows, however many of them arrive out of Id order.
+    """
+    with (
+        spool_directory() as spool_dir,
+        SpooledDeduper(spool_dir / "ids.sqlite", request.incremental_column) as deduper,
+    ):
+        with OutputWriter(spool_dir / "rows.jsonl", "jsonl", columns, private=True) as spool:
             for records in pages:
                 deduper.observe(records)
                 spool.write_page(records)
             files = spool.commit()
         spooled = Manifest(request.entity_set, "jsonl", files, spool.rows, 0, columns)
-        superseded = deduper.resolve(iter_records(spooled))
-        kept = without(iter_records(spooled), superseded)
+        kept = without(iter_records(spooled), deduper.superseded())
         while chunk := list(itertools.islice(kept, request.page_size)):
             output.write_page(chunk)
+        return deduper.rows
+
+
+def _bounds(window: Window | None) -> tuple[str, str] | None:
+    """The window's ends as the filter writes them, for the summary line."""
+    return None if window is None else (literal(window.start), literal(window.end))
 
 
 def _checked_count(client: ErpNetClient, request: ExtractionRequest) -> int | None:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+import jinja2
 from airflow.sdk import Asset, BaseOperator, Context, ObjectStoragePath
 
 from airflow_provider_erpnet.changes.schema import OnSchemaChange, schema_change_mode
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
 from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE
+from airflow_provider_erpnet.client.partitions import Partition, as_partition
 from airflow_provider_erpnet.hooks.erpnet import ErpNetHook
 from airflow_provider_erpnet.io import FORMATS, Manifest
 from airflow_provider_erpnet.io.output import local_path
@@ -27,7 +29,12 @@ from airflow_provider_erpnet.operators.extraction import (
     extract_records,
     run_extraction,
 )
+from airflow_provider_erpnet.operators.lineage import ExtractionLineage, operator_lineage
+from airflow_provider_erpnet.operators.partitioned import part_target
 from airflow_provider_erpnet.operators.windows import check_overlap, window_from_context
+
+if TYPE_CHECKING:
+    from airflow.providers.openlineage.extractors import OperatorLineage
 
 ASSET_SCHEME = "erpnet"
 
@@ -71,6 +78,14 @@ class ErpNetODataOperator(BaseOperator):
         is committed), ``"warn"`` logs it, False skips the count.
     :param max_rows_per_file: split the output into numbered part files of at most this many rows.
     :param max_xcom_records: without ``output_path``, the most records the task may return.
+    :param asset_event_if_empty: whether an extraction that finds no rows emits its Asset events.
+        By default it does not, so Asset-scheduled consumers are not woken for nothing; the (empty)
+        file and the manifest are written either way.
+    :param partition: one partition of ``ErpNetHook.plan_partitions`` (usually mapped:
+        ``.partial(...).expand(partition=plan)``): read only its rows (its range ANDed with
+        ``filter`` and the window), write them to ``output_path`` with the partition's label before
+        the suffix (``customers.part-002-of-008.parquet``) and return a part manifest for
+        ``ErpNetHook.gather_partitions``. See docs/partitions.md.
     :param on_schema_change: what to do when the entity type in ``$metadata`` differs from the one
         the previous manifest at ``output_path`` recorded: ``"fail"`` (default for Parquet),
         ``"warn"`` (default for JSON Lines and CSV) or ``"evolve"`` (added properties become
@@ -81,7 +96,19 @@ class ErpNetODataOperator(BaseOperator):
 
     Unless ``outlets`` is given, a task with ``output_path`` updates the Asset
     ``erpnet://<erpnet_conn_id>/<entity_set>`` (see ``erpnet_asset``), except an Asset its DAG is
-    scheduled on and watches with ``ErpNetChangesTrigger``: that one becomes an inlet instead.
+    scheduled on and watches with ``ErpNetChangesTrigger``: that one becomes an inlet instead. A
+    partition's task updates no Asset, as one part is not the whole set: declare the Asset on the
+    gather task.
+
+    Runs of every kind work: a run triggered without a logical date (``airflow dags trigger``, the
+    REST API) reads the data interval its DAG's data-interval timetable infers for the moment it
+    was triggered (see ``window_from_context``), and a templated field that cannot be rendered
+    for a run fails the task with a message in the task's own log section rather than inside
+    Airflow's collapsed "Pre Execute" group.
+
+    With ``apache-airflow-providers-openlineage`` installed (extra ``openlineage``), each run
+    reports the entity set (its ``$metadata`` schema) as input and the written files (schema, rows,
+    bytes) as outputs; see ``operators/lineage.py``.
     """
 
     template_fields: Sequence[str] = ("entity_set", "filter", "select", "expand", "orderby", "output_path")
@@ -104,11 +131,19 @@ class ErpNetODataOperator(BaseOperator):
         check_count: CheckCount = True,
         max_rows_per_file: int | None = None,
         max_xcom_records: int = 1000,
+        asset_event_if_empty: bool = False,
+        partition: Partition | Mapping[str, Any] | None = None,
         on_schema_change: OnSchemaChange | None = None,
         schema_baseline: Any = None,
         **kwargs: Any,
     ) -> None:
-        if output_path is not None and "outlets" not in kwargs and not templated(erpnet_conn_id, entity_set):
+        whole_set = partition is None
+        if (
+            output_path is not None
+            and "outlets" not in kwargs
+            and whole_set
+            and not templated(erpnet_conn_id, entity_set)
+        ):
             kwargs["outlets"] = [erpnet_asset(erpnet_conn_id, entity_set)]
         super().__init__(**kwargs)
         _check_arguments(page_size, output_format, check_count, overlap, max_xcom_records, max_rows_per_file)
@@ -133,8 +168,47 @@ class ErpNetODataOperator(BaseOperator):
         self.on_schema_change = on_schema_change
         self.schema_baseline = schema_baseline
 
+        self._lineage: ExtractionLineage | None = None
+        self.asset_event_if_empty = asset_event_if_empty
+        self._render_error: jinja2.TemplateError | None = None
+        self.partition = partition
+        if isinstance(partition, (Partition, Mapping)):
+            self._part(as_partition(partition))  # fail when the DAG is parsed, where possible
+
+    def render_template_fields(self, context: Context, jinja_env: jinja2.Environment | None = None) -> None:
+        """Render as usual, but keep a rendering error for ``execute`` to raise.
+
+        Airflow 3.3 renders templates inside the log's "Pre Execute" group, which the UI shows
+        collapsed, and closes that group only just before ``execute``: an error raised here would
+        sit where nobody looks. Raised from ``execute``, it is the last thing the log shows.
+        """
+        try:
+            super().render_template_fields(context, jinja_env)
+        except jinja2.TemplateError as error:
+            self._render_error = error
+
     def execute(self, context: Context) -> dict[str, Any] | list[dict[str, Any]]:
         changes = TriggeringChanges(context, self.entity_set, self.incremental_column)
+        window = (
+            (
+                changes.window()
+                if changes
+                else window_from_context(context, self.incremental_column, self.overlap)
+            )
+            if self.incremental_column
+            else None
+        )
+        if self._render_error is not None:
+            raise _template_error(self._render_error) from self._render_error
+        partition = None if self.partition is None else self._part(as_partition(self.partition))
+        if window is not None and not changes and context.get("data_interval_start") is None:
+            self.log.info(
+                "No data interval (run triggered without a logical date): reading [%s, %s], the "
+                "interval its schedule gives a run at %s.",
+                (window.start + window.overlap).isoformat(),
+                window.end.isoformat(),
+                context["dag_run"].run_after.isoformat(),
+            )
         request = ExtractionRequest(
             entity_set=self.entity_set,
             filter=self.filter or None,
@@ -143,28 +217,27 @@ class ErpNetODataOperator(BaseOperator):
             orderby=self.orderby or None,
             page_size=self.page_size,
             incremental_column=self.incremental_column,
-            window=(
-                (
-                    changes.window()
-                    if changes
-                    else window_from_context(context, self.incremental_column, self.overlap)
-                )
-                if self.incremental_column
-                else None
-            ),
+            window=window,
             check_count=self.check_count,
+            partition=partition,
         )
         hook = ErpNetHook(self.erpnet_conn_id)
         try:
             client = hook.get_conn()
             if self.output_path is None:
                 records = extract_records(client, request, max_records=self.max_xcom_records, logger=self.log)
+                self._lineage = ExtractionLineage(client.api_url, self.entity_set, None, None)
                 changes.acknowledge(context, self.log)
+                self._drop_events_if_empty(len(records))
                 return records
+            output_path = self.output_path
+            if partition is not None:
+                output_path = part_target(output_path, self.output_format, partition)
+                self.log.info("Reading %s of %s: %s.", partition.label, self.entity_set, partition.filter)
             manifest = run_extraction(
                 client,
                 request,
-                storage_target(self.output_path),
+                storage_target(output_path),
                 fmt=self.output_format,
                 max_rows_per_file=self.max_rows_per_file,
                 on_schema_change=self.on_schema_change,
@@ -172,11 +245,48 @@ class ErpNetODataOperator(BaseOperator):
                 schema_baseline=self.render_template(self.schema_baseline, context),
                 logger=self.log,
             )
+            entity_type = client.metadata().entity_type(self.entity_set)  # read by the run already
+            self._lineage = ExtractionLineage(client.api_url, self.entity_set, entity_type, manifest)
         finally:
             hook.close()
         changes.acknowledge(context, self.log)
-        describe_outlet_events(self, context, manifest, window=manifest.window)
+        if not self._drop_events_if_empty(manifest.rows):
+            describe_outlet_events(self, context, manifest, window=manifest.window)
         return manifest.to_dict()
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> OperatorLineage | None:
+        """OpenLineage datasets of the run that just succeeded (called by the OpenLineage listener)."""
+        return None if self._lineage is None else operator_lineage(self._lineage)
+
+    def _drop_events_if_empty(self, rows: int) -> bool:
+        """Without rows (and ``asset_event_if_empty`` off), take the Assets out of this try's outlets.
+
+        Airflow emits an event for each Asset in the task's outlets when the task succeeds; the
+        task object is this try's own, so the DAG's declared outlets are untouched.
+        """
+        assets = [outlet for outlet in self.outlets if isinstance(outlet, Asset)]
+        if rows or self.asset_event_if_empty or not assets:
+            return False
+        self.outlets = [outlet for outlet in self.outlets if not isinstance(outlet, Asset)]
+        self.log.info(
+            "No Asset event for %s: the extraction found no rows (asset_event_if_empty=True emits one).",
+            ", ".join(asset.uri for asset in assets),
+        )
+        return True
+
+    def _part(self, partition: Partition) -> Partition:
+        """The partition, if it is one of this operator's entity set and can go to a file."""
+        if self.output_path is None:
+            raise ErpNetConfigError(
+                f"{self.task_id}: partition needs output_path; each partition writes its own part file "
+                "and the gather step lists them all."
+            )
+        if not templated(self.entity_set) and partition.entity_set != self.entity_set:
+            raise ErpNetConfigError(
+                f"{self.task_id}: the partition was planned for {partition.entity_set}, not "
+                f"{self.entity_set}; plan the partitions of the entity set this task extracts."
+            )
+        return partition
 
 
 def describe_outlet_events(task: BaseOperator, context: Context, manifest: Manifest, **more: Any) -> None:
@@ -191,6 +301,18 @@ def describe_outlet_events(task: BaseOperator, context: Context, manifest: Manif
     for outlet in task.outlets:
         if isinstance(outlet, Asset):
             context["outlet_events"][outlet].extra.update(extra)
+
+
+def _template_error(error: jinja2.TemplateError) -> ErpNetConfigError:
+    """The rendering error, with the fix when it is a value runs without a logical date lack."""
+    hint = ""
+    if isinstance(error, jinja2.UndefinedError):
+        hint = (
+            " Runs triggered without a logical date (airflow dags trigger, the REST API) have no "
+            "ds, ts, logical_date or data_interval_start/end: use values every run has, such as "
+            "{{ run_id }}, {{ dag_run.run_after }} or {{ (dag_run.logical_date or dag_run.run_after) | ds }}."
+        )
+    return ErpNetConfigError(f"A templated argument could not be rendered for this run: {error}.{hint}")
 
 
 def storage_target(

@@ -12,21 +12,26 @@ See docs/sandbox.md for the command line, the default trusted apps and the admin
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 import threading
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timezone
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_erpnet.client.clock import SYSTEM_CLOCK, Clock
+from airflow_provider_erpnet.sandbox.data import FIXED_END as FIXED_DATA_END
 from airflow_provider_erpnet.sandbox.faults import FaultInjector, FaultSettings
 from airflow_provider_erpnet.sandbox.identity import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Identity, TrustedApp
 from airflow_provider_erpnet.sandbox.server import SandboxApp, SandboxHTTPServer
 
 if TYPE_CHECKING:
     from airflow_provider_erpnet.sandbox.data import Dataset
+    from airflow_provider_erpnet.sandbox.tls import Certificates
 
-__all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_SECRET", "Sandbox", "TrustedApp"]
+__all__ = ["DEFAULT_CLIENT_ID", "DEFAULT_SECRET", "FIXED_DATA_END", "Sandbox", "TrustedApp"]
 
 
 class Sandbox:
@@ -35,6 +40,12 @@ class Sandbox:
     ``apps`` are added to the default trusted apps (same ApplicationUri replaces a default).
     ``clock`` dates the tokens the identity server issues and checks (tests pass a
     ``ManualClock`` to expire tokens without waiting).
+    ``tls=True`` serves HTTPS with a certificate from a throwaway CA; a client trusts it through
+    :attr:`ca_bundle` (the connection's ``ca_bundle`` extra).
+    ``strict`` makes the Domain API a standard OData v4 server instead of ERP.net's dialect: ``+``
+    in a query is a plus sign, ``$select`` has no ``default``, dates are written ``2020-01-01``.
+    ``data_end`` is the latest generated update stamp: the current time by default, so that the
+    last hours hold rows; tests pass ``FIXED_DATA_END`` (what the pytest fixtures use).
     """
 
     def __init__(
@@ -52,9 +63,12 @@ class Sandbox:
         rate_truncate: float = 0.0,
         next_links: bool = True,
         error_envelope: bool = True,
+        strict: bool = False,
+        data_end: datetime | None = None,
         apps: Sequence[TrustedApp] | None = None,
         verbose: bool = False,
         clock: Clock = SYSTEM_CLOCK,
+        tls: bool = False,
     ) -> None:
         # Imported here so that importing the package (identity, faults) stays light.
         from airflow_provider_erpnet.sandbox.data import Dataset
@@ -74,14 +88,20 @@ class Sandbox:
             seed=seed,
         )
         identity = Identity(apps, token_lifetime=token_lifetime, clock=clock)
-        self._dataset = Dataset(scale=scale, seed=seed)
+        self._dataset = Dataset(scale=scale, seed=seed, end=data_end or datetime.now(timezone.utc))
         domain = DomainService(
-            self._dataset, next_links=next_links, error_envelope=error_envelope, read_ahead=True
+            self._dataset,
+            next_links=next_links,
+            error_envelope=error_envelope,
+            strict=strict,
+            read_ahead=True,
         )
         self._app = SandboxApp(identity, domain, faults)
         self._domain = domain
         self._port = port
         self._verbose = verbose
+        self._tls = tls
+        self._certificates: Certificates | None = None
         self._server: SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -90,7 +110,13 @@ class Sandbox:
         if self._server is not None:
             raise RuntimeError("the sandbox is already running; stop() it before starting it again")
         self._app.stopping.clear()
-        server = SandboxHTTPServer(self._port, self._app, verbose=self._verbose)
+        context = None
+        if self._tls:
+            from airflow_provider_erpnet.sandbox.tls import self_signed  # cryptography: only when asked
+
+            self._certificates = self_signed(Path(tempfile.mkdtemp(prefix="erpnet-sandbox-tls-")))
+            context = self._certificates.server_context()
+        server = SandboxHTTPServer(self._port, self._app, verbose=self._verbose, tls=context)
         thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.1},
@@ -113,6 +139,9 @@ class Sandbox:
         thread.join()
         self._domain.close()
         self._server = self._thread = None
+        if self._certificates is not None:
+            shutil.rmtree(self._certificates.ca_bundle.parent, ignore_errors=True)
+            self._certificates = None
 
     def __enter__(self) -> Sandbox:
         return self.start()
@@ -140,6 +169,13 @@ class Sandbox:
         return self._server.server_port
 
     @property
+    def ca_bundle(self) -> str:
+        """Path of the CA certificate that verifies this sandbox's HTTPS (``tls=True`` only)."""
+        if self._certificates is None:
+            raise RuntimeError("the sandbox serves HTTPS only when started with tls=True")
+        return str(self._certificates.ca_bundle)
+
+    @property
     def identity_url(self) -> str:
         return f"{self.base_url}/id"
 
@@ -154,7 +190,12 @@ class Sandbox:
     def connection(
         self, client_id: str = DEFAULT_CLIENT_ID, secret: str = DEFAULT_SECRET, **extra: Any
     ) -> dict[str, Any]:
-        """An Airflow connection (JSON form) to this sandbox; ``extra`` becomes the connection's extra."""
+        """An Airflow connection (JSON form) to this sandbox; ``extra`` becomes the connection's extra.
+
+        Over HTTPS the extra names the sandbox's CA bundle unless ``extra`` says otherwise.
+        """
+        if self._certificates is not None:
+            extra = {"ca_bundle": self.ca_bundle, **extra}
         return {
             "conn_type": "erpnet",
             "host": self.base_url,

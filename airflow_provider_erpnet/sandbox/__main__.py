@@ -14,12 +14,18 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Sandbox, TrustedApp
+from airflow_provider_erpnet.sandbox.data import EARLIEST_END
 from airflow_provider_erpnet.sandbox.faults import check_count, check_rate
 from airflow_provider_erpnet.sandbox.model import QueryError
+
+# Larger than Sandbox's own default (1,000, what the tests use): a developer's first incremental DAG
+# should find rows in recent hourly windows.
+DEFAULT_SCALE = 20_000
 
 
 def _checked(
@@ -34,7 +40,7 @@ def _checked(
         try:
             value = convert(text)
         except ValueError as exc:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {convert.__name__}") from exc
+            raise argparse.ArgumentTypeError(f"{text!r} is not {_KIND_NAMES[convert]}") from exc
         try:
             check("the value", value)
         except ValueError as exc:
@@ -45,6 +51,26 @@ def _checked(
         return value
 
     return parse
+
+
+_KIND_NAMES: dict[Callable[[str], Any], str] = {int: "a whole number", float: "a number"}
+
+
+def _data_end(text: str) -> datetime | None:
+    """``now`` (None: the sandbox takes the current time) or an ISO 8601 date-time with a zone."""
+    if text == "now":
+        return None
+    try:
+        moment = datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not 'now' or a date-time with a zone such as 2026-06-30T23:59:59Z"
+        )
+    if moment < EARLIEST_END:
+        raise argparse.ArgumentTypeError(f"the data cannot end before {EARLIEST_END.isoformat()}")
+    return moment
 
 
 _rate = _checked(check_rate, float)
@@ -64,8 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--scale",
         type=_positive,
-        default=1000,
-        help="rows of Crm_Sales_Customers; other sets are sized from it",
+        default=DEFAULT_SCALE,
+        help="rows of Crm_Sales_Customers; other sets are sized from it (half as many sales orders); "
+        f"the default {DEFAULT_SCALE:,} puts orders and customers into every hour of the last week",
+    )
+    parser.add_argument(
+        "--data-end",
+        type=_data_end,
+        default=None,
+        metavar="now|ISO",
+        help="the latest generated update stamp: 'now' (default), or e.g. 2026-06-30T23:59:59Z, the fixed "
+        "end the test suite uses",
     )
     parser.add_argument("--seed", type=int, default=0, help="seed for generated data and fault draws")
     parser.add_argument(
@@ -80,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--rate-truncate", type=_rate, default=0.0, help="probability of a truncated body")
     parser.add_argument("--no-next-links", action="store_true", help="behave like servers before 26.2")
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="answer like a standard OData v4 server, not ERP.net: '+' in a query is a plus sign, "
+        "$select knows no 'default', dates are written 2020-01-01 (not 2020-01-01Z)",
+    )
     parser.add_argument(
         "--warm",
         action="append",
@@ -96,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--apps", type=Path, help="JSON file: a list of extra trusted apps (ERP.net attribute names)"
     )
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve HTTPS with a certificate from a throwaway CA; its path is printed (the connection's "
+        "ca_bundle)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log one line per request to stderr")
     return parser
 
@@ -110,9 +157,12 @@ def load_apps(path: Path) -> list[TrustedApp]:
 
 def banner(sandbox: Sandbox, faults: dict[str, Any]) -> str:
     active = ", ".join(f"{name}={value}" for name, value in faults.items() if value) or "none"
+    data_end = f"{sandbox.dataset.end:%Y-%m-%dT%H:%M:%SZ}"
+    dialect = "standard OData v4 (--strict)" if sandbox.settings()["strict"] else "ERP.net"
     curl = " ".join(
         [
             "curl -s -X POST",
+            *([f"--cacert {shlex.quote(sandbox.ca_bundle)}"] if sandbox.base_url.startswith("https") else []),
             shlex.quote(f"{sandbox.identity_url}/connect/token"),
             *(
                 f"-d {shlex.quote(f'{name}={value}')}"
@@ -133,6 +183,9 @@ def banner(sandbox: Sandbox, faults: dict[str, Any]) -> str:
             f"  client id:       {DEFAULT_CLIENT_ID}",
             f"  client secret:   {DEFAULT_SECRET}  (public sandbox secret)",
             f"  faults:          {active}",
+            f"  data:            {sandbox.dataset.scale:,} customers, last updates at {data_end}",
+            f"  OData dialect:   {dialect}",
+            *([f"  CA bundle:       {sandbox.ca_bundle}"] if sandbox.base_url.startswith("https") else []),
             "Airflow connection:",
             f"  export AIRFLOW_CONN_ERPNET_DEFAULT={shlex.quote(sandbox.connection_json())}",
             "Token request (the vendor's sample):",
@@ -153,6 +206,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=args.port,
         scale=args.scale,
         seed=args.seed,
+        data_end=args.data_end,
         token_lifetime=args.token_lifetime,
         latency_ms=args.latency_ms,
         rate_429=args.rate_429,
@@ -162,8 +216,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         rate_truncate=args.rate_truncate,
         next_links=not args.no_next_links,
         error_envelope=not args.top_level_errors,
+        strict=args.strict,
         apps=apps,
         verbose=args.verbose,
+        tls=args.tls,
     )
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -4,6 +4,12 @@ Nothing is materialised up front, so `Dataset(1_000_000)` is instant; rows are g
 asked for, in the exact shape the Domain API serialises them (decimals as `Decimal`, dates as the
 wire strings, references as `{"@odata.id": ...}`). Ids are GUIDs whose first eight hex digits are
 the row index, so Id order is row order and keyset paging needs no index. See docs/sandbox-data.md.
+
+Time stamps are laid out backwards from an anchor, `end`: `FIXED_END` (2026-06-30T23:59:59Z) by
+default, which the test suite relies on; the sandbox passes the current time, so that recent
+windows hold rows. Moving the anchor shifts every generated stamp by the same whole seconds; the
+deliberate edge-case instants (clock changes, the new year) stay where they are, so the anchor
+may not precede the latest of them.
 """
 
 from __future__ import annotations
@@ -39,9 +45,12 @@ def _epoch(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> int:
     return calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0))
 
 
-# AggregateLastUpdateTimeUtc: most rows uniform over one year, one in five in its last week.
+# AggregateLastUpdateTimeUtc: most rows uniform over one year, one in five in its last week
+# (as laid out from FIXED_END; another `end` shifts them).
 WINDOW_START = _epoch(2025, 7, 1)
 WINDOW_END = _epoch(2026, 6, 30, 23, 59, 59)
+FIXED_END = datetime(2026, 6, 30, 23, 59, 59, tzinfo=timezone.utc)
+EARLIEST_END = datetime(2026, 3, 29, 1, tzinfo=timezone.utc)
 RECENT_START = _epoch(2026, 6, 24)
 BOUNDARY_INSTANTS = (
     _epoch(2025, 10, 26, 1),  # EU clocks go back (CEST -> CET)
@@ -378,9 +387,9 @@ class _Table:
         if k % 97 == 11:
             last = BOUNDARY_INSTANTS[(k // 97) % len(BOUNDARY_INSTANTS)]
         elif (h >> 3) % 5 == 0:
-            last = RECENT_START + (h >> 8) % (WINDOW_END - RECENT_START + 1)
+            last = RECENT_START + (h >> 8) % (WINDOW_END - RECENT_START + 1) + self.ds.shift
         else:
-            last = WINDOW_START + (h >> 8) % (WINDOW_END - WINDOW_START + 1)
+            last = WINDOW_START + (h >> 8) % (WINDOW_END - WINDOW_START + 1) + self.ds.shift
         update = last if k % 3 == 0 else last - (h >> 40) % (30 * _DAY)
         creation = None if k % 61 == 60 else update - (h >> 66) % (3 * 365 * _DAY)
         return creation, update, last
@@ -1008,13 +1017,23 @@ class _Rows(Sequence[dict[str, Any]]):
 
 
 class Dataset:
-    """All entity sets of one sandbox instance; `scale` is the number of customers."""
+    """All entity sets of one sandbox instance; `scale` is the number of customers, `end` the
+    latest generated update stamp (an aware datetime; whole seconds count)."""
 
-    def __init__(self, scale: int = 1000, seed: int = 0) -> None:
+    def __init__(self, scale: int = 1000, seed: int = 0, end: datetime = FIXED_END) -> None:
         if scale < 1:
             raise ValueError(f"scale must be at least 1, got {scale}")
+        if end.tzinfo is None or end.utcoffset() is None:
+            raise ValueError(f"end must be an aware datetime (UTC), got the naive {end.isoformat()}")
+        if end < EARLIEST_END:
+            raise ValueError(
+                f"end must be {EARLIEST_END.isoformat()} or later (rows stand on fixed edge-case instants "
+                f"up to then), got {end.isoformat()}"
+            )
         self.scale = scale
         self.seed = seed % (1 << 64)
+        self.end = end.astimezone(timezone.utc).replace(microsecond=0)
+        self.shift = calendar.timegm(self.end.timetuple()) - WINDOW_END
         persons = _Persons(self, max(10, scale // 5))
         companies = _Companies(self, max(10, scale // 20), first_party=persons.count)
         orders = _SalesOrders(self, max(10, scale // 2))

@@ -12,6 +12,12 @@ key than by content, and no touch can race with a purge. Entries of old revision
 asked for again; the least-recently-used limits drop them (`Columns` replaces a column in place).
 A creation moves rows to other positions, so each request holds `Dataset.reading()` from its first
 position to its last row: a creation waits for it, and it sees the set before or after, never both.
+
+`strict` makes the service answer like a standard OData v4 server instead of ERP.net: `+` in the
+query string is a literal plus sign (RFC 3986), not a space as in ERP.net's form decoding; `$select`
+knows no `default` and no `$select` means every structural property; a date literal is
+`2020-01-01`, and ERP.net's `2020-01-01Z` is a syntax error. A client that works in both modes
+follows the standard and falls back correctly from ERP.net's dialect.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
-from urllib.parse import parse_qsl, quote, unquote, urlencode
+from urllib.parse import parse_qsl, quote, unquote
 
 import msgspec
 
@@ -85,8 +91,18 @@ def _non_negative(name: str, value: str) -> int:
     return int(value)
 
 
-def _parse_options(query: str) -> _Options:
-    options = _Options(pairs=parse_qsl(query, keep_blank_values=True))
+def _query_pairs(query: str, strict: bool) -> list[tuple[str, str]]:
+    """Name/value pairs in order: ERP.net decodes `+` as a space like a form, RFC 3986 does not."""
+    if not strict:
+        return parse_qsl(query, keep_blank_values=True)
+    return [
+        (unquote(name), unquote(value))
+        for name, _, value in (p.partition("=") for p in query.split("&") if p)
+    ]
+
+
+def _parse_options(query: str, strict: bool = False) -> _Options:
+    options = _Options(pairs=_query_pairs(query, strict))
     seen: set[str] = set()
     for name, value in options.pairs:
         if not name.startswith("$"):
@@ -126,15 +142,15 @@ def _parse_options(query: str) -> _Options:
     return options
 
 
-def _selection(entity: m.EntitySet, select: str | None) -> tuple[str, ...]:
+def _selection(entity: m.EntitySet, select: str | None, strict: bool = False) -> tuple[str, ...]:
     """The properties to return, in model order. Child collections come only through $expand."""
     if select is None:
-        return entity.default_select
+        return entity.all_structural if strict else entity.default_select
     chosen: set[str] = set()
     for item in (part.strip() for part in select.split(",")):
         if not item:
             raise m.bad_request(f"$select has an empty item: '{select}'.")
-        if item == "default":
+        if item == "default" and not strict:
             chosen.update(entity.default_select)
         elif item == "*":
             chosen.update(entity.all_structural)
@@ -332,12 +348,14 @@ class DomainService:
         *,
         next_links: bool = True,
         error_envelope: bool = True,
+        strict: bool = False,
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         read_ahead: bool = False,
     ) -> None:
         self.dataset = dataset
         self.next_links = next_links
         self.error_envelope = error_envelope
+        self.strict = strict
         self._columns = Columns(dataset)
         self._rows = _RowCache(cache_bytes)
         self._read_ahead = _ReadAhead(self._rows) if read_ahead else None
@@ -377,9 +395,9 @@ class DomainService:
         ``QueryError`` (its message names the problem) for an unknown set or property.
         """
         entity = self.dataset.entity(entity_set)
-        query = urlencode({"$select": select}) if select else ""
+        query = f"%24select={quote(select, safe='')}" if select else ""
         with self.dataset.reading():
-            projection = self._projection(entity, _parse_options(query))
+            projection = self._projection(entity, _parse_options(query, self.strict))
             missing = self._rows.missing(projection, range(self.dataset.count(entity.name)))
             for start in range(0, len(missing), _CHUNK):
                 batch = missing[start : start + _CHUNK]
@@ -409,7 +427,7 @@ class DomainService:
                 error_type="Microsoft.OData.UriParser.ODataUnrecognizedPathException",
             )
         entity = self.dataset.entity(match["set"])
-        options = _parse_options(query)
+        options = _parse_options(query, self.strict)
         if match["key"] is not None:
             if match["count"]:
                 raise m.bad_request("/$count applies to entity sets, not to a single entity.")
@@ -429,7 +447,7 @@ class DomainService:
         return DomainResponse(200, {"Content-Type": JSON_CONTENT_TYPE, "OData-Version": "4.0"}, body)
 
     def _projection(self, entity: m.EntitySet, options: _Options) -> _Projection:
-        names, expand = _selection(entity, options.select), _expansion(entity, options.expand)
+        names, expand = _selection(entity, options.select, self.strict), _expansion(entity, options.expand)
         key, revision = (entity.name, names, expand), self.dataset.revision(entity.name)
         projection = self._projections.get(key)
         if projection is None or projection.revision != revision:
@@ -452,9 +470,10 @@ class DomainService:
         if text is None:
             return range(self.dataset.count(entity.name))
         # A filter that does not compile raises inside the factory, so nothing is cached for it.
+        strict = self.strict
         return self._match_cache.get(
-            (entity.name, self.dataset.revision(entity.name), text),
-            lambda: array("q", compile_filter(text, entity, self._columns)(None)),
+            (entity.name, self.dataset.revision(entity.name), text, strict),
+            lambda: array("q", compile_filter(text, entity, self._columns, standard=strict)(None)),
         )
 
     def _ordered(self, entity: m.EntitySet, filter_text: str | None, orderby: str | None) -> Sequence[int]:

@@ -4,6 +4,9 @@ Supported: `eq`, `ge`, `le`, `and`, `in`, parentheses, `contains`/`startswith`/`
 literal kinds ERP.net documents. `or`, `ne`, `lt`, `gt`, `not` (and arithmetic) give the 500 domain
 error ERP.net gives for an unsupported operator. Evaluation works on one cached *key column* per
 filtered property (comparable Python values in Id order), so a predicate is a few list scans.
+
+``standard=True`` reads literals as a standard OData v4 server does: a date is ``2020-01-01``, and
+ERP.net's form with a zone (``2020-01-01Z``) is a syntax error.
 """
 
 from __future__ import annotations
@@ -140,7 +143,9 @@ def _datetime_literal(text: str, pos: int, source: str) -> Literal:
     return Literal("datetime", seconds * _TICKS_PER_SECOND + int((fraction or "").ljust(7, "0")), text)
 
 
-def _date_literal(text: str, pos: int, source: str) -> Literal:
+def _date_literal(text: str, pos: int, source: str, standard: bool) -> Literal:
+    if standard and text.endswith("Z"):
+        raise _syntax(source, pos, f"'{text}' is not a date literal; a date has no zone, e.g. {text[:-1]}")
     try:
         day = date.fromisoformat(text.rstrip("Z"))
     except ValueError:
@@ -165,7 +170,7 @@ def _typed_literal(text: str, pos: int, source: str) -> Literal:
     raise _syntax(source, pos, f"unknown literal type prefix '{prefix}'")
 
 
-def tokenize(text: str) -> list[tuple[str, Any, int]]:
+def tokenize(text: str, *, standard: bool = False) -> list[tuple[str, Any, int]]:
     """(kind, value, position) triples; literals already converted, names kept as written."""
     tokens: list[tuple[str, Any, int]] = []
     pos = 0
@@ -184,7 +189,7 @@ def tokenize(text: str) -> list[tuple[str, Any, int]]:
         elif kind == "datetime":
             tokens.append(("literal", _datetime_literal(raw, pos, text), pos))
         elif kind == "date":
-            tokens.append(("literal", _date_literal(raw, pos, text), pos))
+            tokens.append(("literal", _date_literal(raw, pos, text, standard), pos))
         elif kind == "number":
             tokens.append(("literal", _number_literal(raw), pos))
         elif kind == "string":
@@ -207,9 +212,9 @@ def tokenize(text: str) -> list[tuple[str, Any, int]]:
 class _Parser:
     """Recursive descent: and-expression of comparisons, `in` lists, calls and parentheses."""
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, standard: bool = False) -> None:
         self.text = text
-        self.tokens = tokenize(text)
+        self.tokens = tokenize(text, standard=standard)
         self.index = 0
 
     def parse(self) -> Any:
@@ -320,9 +325,9 @@ class _Parser:
         return Call(function, tuple(args))
 
 
-def parse(text: str) -> Any:
+def parse(text: str, *, standard: bool = False) -> Any:
     """The syntax tree of a `$filter` (raises QueryError on syntax or unsupported operators)."""
-    return _Parser(text).parse()
+    return _Parser(text, standard).parse()
 
 
 @dataclass(frozen=True)
@@ -584,6 +589,6 @@ class _Compiler:
         return _scan(column, lambda v: v.endswith(text))
 
 
-def compile_filter(text: str, entity: m.EntitySet, columns: Columns) -> Run:
+def compile_filter(text: str, entity: m.EntitySet, columns: Columns, *, standard: bool = False) -> Run:
     """A `$filter` compiled against one entity set; raises QueryError with the API's status."""
-    return _Compiler(entity, columns).compile(parse(text))
+    return _Compiler(entity, columns).compile(parse(text, standard=standard))

@@ -2,6 +2,10 @@
 
 Register with ``pytest_plugins = ["airflow_provider_erpnet.sandbox.pytest_plugin"]`` in a root
 conftest.py. Every sandbox a fixture starts is stopped when the test ends.
+
+Unlike ``Sandbox()`` itself, whose data ends at the current time, the fixtures' data ends at
+``FIXED_DATA_END`` (2026-06-30T23:59:59Z) unless a test passes ``data_end``: the same rows in every
+run, so a test can name the hours it reads. ``strict=True`` gives a standard OData v4 server.
 """
 
 from __future__ import annotations
@@ -11,16 +15,17 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_erpnet.sandbox import Sandbox
+from airflow_provider_erpnet.sandbox import FIXED_DATA_END, Sandbox
 
 
 @pytest.fixture
 def erpnet_sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
-    """``factory(**options)`` starts a ``Sandbox(**options)``; all of them stop after the test."""
+    """``factory(**options)`` starts a ``Sandbox(**options)`` (data ending at ``FIXED_DATA_END``
+    unless ``data_end`` is given); all of them stop after the test."""
     started: list[Sandbox] = []
 
     def factory(**options: Any) -> Sandbox:
-        sandbox = Sandbox(**options).start()
+        sandbox = Sandbox(**{"data_end": FIXED_DATA_END, **options}).start()
         started.append(sandbox)
         return sandbox
 
@@ -31,5 +36,6 @@ def erpnet_sandbox_factory() -> Iterator[Callable[..., Sandbox]]:
 
 @pytest.fixture
 def erpnet_sandbox(erpnet_sandbox_factory: Callable[..., Sandbox]) -> Sandbox:
-    """A fresh sandbox with default options (scale 1000, seed 0, no faults)."""
+    """A fresh sandbox with default options (scale 1000, seed 0, no faults, data ending at
+    ``FIXED_DATA_END``)."""
     return erpnet_sandbox_factory()

@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import socket
+import ssl
 import sys
 import threading
 import time
@@ -36,7 +37,7 @@ API_ROOT = "/api/domain/odata/"
 JSON_TYPE = "application/json; charset=utf-8"
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 MAX_BODY_BYTES = 10 * 1024 * 1024
-SETTING_FLAGS = ("next_links", "error_envelope")
+SETTING_FLAGS = ("next_links", "error_envelope", "strict")
 
 
 class DomainAPI(Protocol):
@@ -44,6 +45,7 @@ class DomainAPI(Protocol):
 
     next_links: bool
     error_envelope: bool
+    strict: bool
     dataset: Dataset
 
     def handle(
@@ -200,6 +202,7 @@ class SandboxApp:
             **self.faults.settings.as_dict(),
             "next_links": self.domain.next_links,
             "error_envelope": self.domain.error_envelope,
+            "strict": self.domain.strict,
             "token_lifetime": self.identity.token_lifetime,
         }
 
@@ -501,18 +504,42 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class SandboxHTTPServer(ThreadingHTTPServer):
-    """Threaded HTTP server on 127.0.0.1 that can close its open keep-alive connections on stop."""
+    """Threaded HTTP(S) server on 127.0.0.1 that can close its open keep-alive connections on stop.
+
+    With ``tls`` (a server-side context), each connection's handshake happens in its own handler
+    thread, so a client that never completes one cannot stall the others.
+    """
 
     daemon_threads = True
     block_on_close = True
 
-    def __init__(self, port: int, app: SandboxApp, *, verbose: bool = False) -> None:
+    def __init__(
+        self, port: int, app: SandboxApp, *, verbose: bool = False, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.app = app
         self.verbose = verbose
+        self._tls = tls
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__(("127.0.0.1", port), _Handler)
-        app.bind(f"http://127.0.0.1:{self.server_port}")
+        app.bind(f"{'https' if tls else 'http'}://127.0.0.1:{self.server_port}")
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        if self._tls is None:
+            super().finish_request(request, client_address)
+            return
+        request.settimeout(_Handler.timeout)
+        wrapped = self._tls.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+        with self._connections_lock:
+            self._connections.discard(request)
+            self._connections.add(wrapped)
+        try:
+            wrapped.do_handshake()
+            super().finish_request(wrapped, client_address)
+        finally:
+            with self._connections_lock:
+                self._connections.discard(wrapped)
+            wrapped.close()
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._connections_lock:
@@ -531,7 +558,7 @@ class SandboxHTTPServer(ThreadingHTTPServer):
         for connection in connections:
             # The handler may have closed it in the meantime: nothing left to do then.
             with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+                socket.socket.shutdown(connection, socket.SHUT_RDWR)  # also under a TLS wrapper
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         error = sys.exc_info()[1]

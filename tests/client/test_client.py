@@ -152,7 +152,7 @@ def test_count_falls_back_to_inline_count_and_remembers(refusal: int) -> None:
         if request.path.endswith("/$count"):
             return json_reply({"error": {"code": "NotSupported", "message": "no $count segment"}}, refusal)
         assert "%24count=true" in request.query and "%24top=0" in request.query
-        assert "%24filter=Active+eq+true" in request.query
+        assert "%24filter=Active%20eq%20true" in request.query
         return json_reply({"@odata.count": 42, "value": []})
 
     with StubServer(identity_then(api)) as server, ErpNetClient(_stub_settings(server)) as client:

@@ -161,3 +161,84 @@ def test_default_directory_follows_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path
     assert (
         default_cache_dir() == Path(os.path.expanduser("~")) / ".cache" / "airflow-provider-erpnet" / "tokens"
     )
+
+
+# Defect 8 of issue 8: nothing found on disk is trusted.
+
+
+def test_a_directory_writable_by_others_is_refused_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "tokens"
+    directory.mkdir()
+    directory.chmod(0o777)
+    cache = FileTokenCache(directory)
+    caplog.set_level(logging.DEBUG)
+    with cache.locked(key()):
+        assert cache.load(key()) is None
+        cache.store(key(), token())
+    assert not cache.usable
+    assert list(directory.iterdir()) == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert (
+        len(warnings) == 1 and "writable by others (mode 777)" in warnings[0] and "memory only" in warnings[0]
+    )
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can hand a directory to another user")
+def test_a_directory_of_another_user_is_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    directory = tmp_path / "tokens"
+    directory.mkdir(mode=0o700)
+    os.chown(directory, 65534, 65534)
+    cache = FileTokenCache(directory)
+    cache.store(key(), token())
+    assert not cache.usable and list(directory.iterdir()) == []
+    assert "owned by another user" in caplog.text
+
+
+def test_a_symlinked_directory_is_refused(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir(mode=0o700)
+    (tmp_path / "tokens").symlink_to(real)
+    cache = FileTokenCache(tmp_path / "tokens")
+    cache.store(key(), token())
+    assert not cache.usable and list(real.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["symlink to /dev/zero", "fifo", "huge", "deeply nested", "another owner"])
+def test_untrusted_token_files_are_ignored_then_replaced(tmp_path: Path, kind: str) -> None:
+    cache = FileTokenCache(tmp_path)
+    path = cache.path(key())
+    if kind == "symlink to /dev/zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "huge":
+        with path.open("wb") as handle:
+            handle.truncate(1 << 30)  # sparse: 1 GiB that takes no disk
+    elif kind == "deeply nested":
+        path.write_bytes(b"[" * 60_000)
+    elif os.geteuid() == 0:
+        path.write_text(json.dumps(token().__dict__))
+        os.chown(path, 65534, 65534)
+    else:
+        pytest.skip("only root can hand a file to another user")
+    started = time.monotonic()
+    assert cache.load(key()) is None
+    assert time.monotonic() - started < 5
+    cache.store(key(), token())
+    assert path.is_file() and not path.is_symlink()
+    loaded = cache.load(key())
+    assert loaded is not None and loaded.access_token == "tok-abc"
+    assert cache.usable
+
+
+def test_a_symlinked_lock_file_is_not_followed(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    victim = tmp_path / "victim"
+    cache = FileTokenCache(tmp_path / "tokens")
+    cache.store(key(), token())
+    (tmp_path / "tokens" / f"{key().digest}.lock").symlink_to(victim)
+    with cache.locked(key()):
+        pass
+    assert not victim.exists()
+    assert not cache.usable and "memory only" in caplog.text

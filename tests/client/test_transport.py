@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import gzip
 import json
 import logging
 import threading
@@ -23,7 +23,7 @@ from airflow_provider_erpnet.client.errors import (
     ErpNetConfigError,
     ErpNetTransportError,
 )
-from airflow_provider_erpnet.client.retry import declared_length_mismatch, retry_after_seconds
+from airflow_provider_erpnet.client.retry import retry_after_seconds
 from airflow_provider_erpnet.client.settings import ErpNetSettings
 from airflow_provider_erpnet.client.transport import Transport
 from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET, Sandbox
@@ -233,20 +233,29 @@ def test_always_truncated_body_is_a_transport_error(tmp_path: Path) -> None:
         transport.get_json("Crm_Sales_Customers")
 
 
-def test_declared_length_mismatch_marks_truncation() -> None:
-    def response(body: bytes, **headers: str) -> requests.Response:
-        answer = requests.Response()
-        answer.status_code = 200
-        answer.raw = io.BytesIO(body)
-        answer.headers.update(headers)
-        return answer
+@pytest.mark.parametrize(
+    "cut",
+    [
+        Reply(body=b'{"value": [1, 2, 3, 4, 5, 6, 7, 8]}', cut_to=11),
+        Reply(body=gzip.compress(b'{"value": []}' * 100), headers={"Content-Encoding": "gzip"}, cut_to=20),
+    ],
+    ids=["plain", "gzip"],
+)
+def test_a_body_cut_short_is_retried_then_explained(tmp_path: Path, cut: Reply) -> None:
+    """Shorter than its Content-Length, or a gzip stream without its end: another attempt may do."""
+    with (
+        stub_api(tmp_path, scripted(cut, then=cut), max_attempts=3) as (server, transport),
+        pytest.raises(ErpNetTransportError, match="cut off its answer 3 attempts in a row"),
+    ):
+        transport.get_json("Crm_Sales_Customers")
+    assert len(api_requests(server)) == 3
 
-    assert declared_length_mismatch(response(b'{"value": [', **{"Content-Length": "40"}))
-    assert not declared_length_mismatch(response(b'{"value": []}', **{"Content-Length": "13"}))
-    assert not declared_length_mismatch(
-        response(b"{", **{"Content-Length": "40", "Content-Encoding": "gzip"})
-    )
-    assert not declared_length_mismatch(response(b"{"))
+
+def test_a_body_cut_once_succeeds_on_the_next_attempt(tmp_path: Path) -> None:
+    cut = Reply(body=b'{"value": [1, 2, 3, 4, 5, 6, 7, 8]}', cut_to=11)
+    with stub_api(tmp_path, scripted(cut), max_attempts=2) as (server, transport):
+        assert transport.get_json("Crm_Sales_Customers") == {"value": []}
+    assert len(api_requests(server)) == 2
 
 
 @pytest.mark.parametrize(

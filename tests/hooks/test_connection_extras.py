@@ -110,6 +110,9 @@ def test_every_extra_is_parsed_under_its_own_name(tmp_path) -> None:
         "max_wait": 7.5,
         "disk_cache": False,
         "disk_cache_dir": str(tmp_path / "tokens"),
+        "max_response_mb": 64.0,
+        "response_timeout": 90.0,
+        "allow_plain_http": True,
     }
     assert set(values) == set(EXTRA_FIELDS)
     settings = parse(**values)

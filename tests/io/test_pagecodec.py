@@ -84,6 +84,36 @@ def test_values_the_checks_refuse_still_come_out_exact(
     both_paths(tmp_path, columns, [make_order(1), make_order(2, **overrides), make_order(3)], suffix)
 
 
+def erpnet_forms(number: int, make_order: Any) -> dict[str, Any]:
+    """An order whose date is in ERP.net's form and whose timestamp is already the output form."""
+    return make_order(
+        number,
+        DocumentDate=f"2020-05-{number:02d}T00:00:00Z",
+        CreationTime=f"2020-05-08T10:11:{number:02d}" + (f".{number:06d}Z" if number % 2 else "Z"),
+    )
+
+
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_columns_checked_whole_in_erpnet_date_form_and_output_timestamps(
+    tmp_path: Path, columns: list[Column], make_order: Any, suffix: str
+) -> None:
+    records = [erpnet_forms(n, make_order) for n in range(1, 5)]
+    records.append(make_order(5, DocumentDate=None, CreationTime=None))
+    page = records_of(PageCodec(columns).decode(body(records)))
+    page.codec.prepare(page)
+    assert page.column("DocumentDate")[:2] == ["2020-05-01", "2020-05-02"]
+    both_paths(tmp_path, columns, records, suffix)
+
+
+def test_an_impossible_date_in_erpnet_form_fails_as_on_the_exact_path(
+    tmp_path: Path, columns: list[Column], make_order: Any
+) -> None:
+    records = [erpnet_forms(1, make_order), make_order(2, DocumentDate="2021-02-29T00:00:00Z")]
+    page = records_of(PageCodec(columns).decode(body(records)))
+    with pytest.raises(ErpNetError, match=r"Row 2, column 'DocumentDate'.*day is out of range"):
+        write(tmp_path / "x.jsonl", columns, [page])
+
+
 @pytest.mark.parametrize("suffix", ["jsonl", "csv", "parquet"])
 @pytest.mark.parametrize(
     ("overrides", "fragment"),

@@ -163,3 +163,38 @@ def test_column_round_trips_through_its_dict_and_rejects_unknown_kinds() -> None
     assert Column.from_dict(column.to_dict()) == column
     with pytest.raises(ErpNetConfigError, match="unknown kind 'float'"):
         Column("X", "float")
+
+
+def test_every_member_the_server_sent_is_kept(metadata: ServiceMetadata) -> None:
+    """Whatever was selected, a key the server sent that $metadata knows becomes a column."""
+    sent = {
+        "DocumentNo",
+        "Id",
+        "AggregateLastUpdateTimeUtc",
+        "CustomProperty_Priority",
+        "Lines",
+        "@odata.id",
+        "X",
+    }
+    explicit = columns_for(metadata, ORDER, ["DocumentNo", "Id"], sent=sent)
+    assert names(explicit) == [
+        "DocumentNo",
+        "Id",
+        "AggregateLastUpdateTimeUtc",
+        "CustomProperty_Priority",
+        "Lines",
+    ]
+    assert explicit[-1].kind == "json"
+    default = columns_for(metadata, ORDER, ["default"], sent={"DocumentNo", "AggregateLastUpdateTimeUtc"})
+    assert names(default) == ["DocumentNo", "AggregateLastUpdateTimeUtc"]
+    expanded = columns_for(metadata, ORDER, ["DocumentNo"], "Lines", sent={"DocumentNo", "Lines", "Id"})
+    assert names(expanded) == ["DocumentNo", "Id", "Lines"]
+
+
+def test_star_is_every_property_and_reference(metadata: ServiceMetadata) -> None:
+    """What a standard OData server sends without $select (the fallback from $select=default)."""
+    (entity,) = [t for name, t in metadata.entity_types.items() if name.endswith("Crm_Sales_SalesOrder")]
+    every = [p.name for p in entity.properties] + [n.name for n in entity.navigations if not n.collection]
+    assert names(columns_for(metadata, ORDER, ["*"])) == every
+    assert "Lines" not in every and {"Id", "AggregateLastUpdateTimeUtc", "Tags"} <= set(every)
+    assert names(columns_for(metadata, ORDER, ["*"], sent={"Id", "DocumentNo"})) == ["Id", "DocumentNo"]

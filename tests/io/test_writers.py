@@ -230,9 +230,10 @@ def test_decimal_that_does_not_fit_fails_naming_the_column(
     assert digits in message and "decimal(18,3)" in message
     assert str(value) not in message  # digits counted, data not echoed
     assert list(tmp_path.iterdir()) == []
-    # Text formats keep any value exactly.
-    manifest = write(tmp_path / "orders.jsonl", columns, [[make_order(2, Weight=value)]])
-    assert next(iter_records(manifest))["Weight"] == value
+    # Text formats apply the same rule (issue 8, defect 6: they used to keep any value).
+    with pytest.raises(ErpNetError, match=digits):
+        write(tmp_path / "orders.jsonl", columns, [[make_order(2, Weight=value)]])
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_trailing_zeros_beyond_the_scale_are_not_a_loss(tmp_path: Path, make_order: Any) -> None:

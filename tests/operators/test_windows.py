@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pendulum
 import pytest
-from airflow.sdk import DAG
+from airflow.sdk import DAG, CronTriggerTimetable
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
 from airflow_provider_erpnet.operators.extraction import ExtractionRequest, required_select
@@ -45,8 +45,15 @@ def test_window_is_closed_and_reaches_back_by_the_overlap() -> None:
         "column": COLUMN,
         "start": "2025-09-01T09:55:00Z",
         "end": "2025-09-01T11:00:00Z",
-        "overlap_seconds": "300",
+        "overlap_seconds": 300,
     }
+
+
+def test_overlap_seconds_is_a_number_in_the_manifest() -> None:
+    start = dt.datetime(2025, 9, 1, 10, tzinfo=UTC)
+    whole = window_for(COLUMN, start, start, dt.timedelta(minutes=5)).to_dict()["overlap_seconds"]
+    part = window_for(COLUMN, start, start, dt.timedelta(seconds=1.5)).to_dict()["overlap_seconds"]
+    assert (type(whole), whole, part) == (int, 300, 1.5)
 
 
 def test_airflow_interval_in_another_zone_is_written_in_utc() -> None:
@@ -66,7 +73,8 @@ def test_run_without_data_interval_is_refused_not_turned_into_a_full_export() ->
 @pytest.mark.parametrize(
     ("schedule", "fix"),
     [
-        ("@hourly", 'CronDataIntervalTimetable("0 * * * *", timezone="Europe/Sofia")'),
+        # the DAG's expression as Airflow keeps it: "0 * * * *" from 3.3 on, "@hourly" before
+        ("@hourly", 'CronDataIntervalTimetable("{expression}", timezone="Europe/Sofia")'),
         (dt.timedelta(hours=1), "DeltaDataIntervalTimetable(datetime.timedelta(seconds=3600))"),
         (None, 'CronDataIntervalTimetable("@hourly", timezone="UTC")'),
     ],
@@ -80,6 +88,7 @@ def test_empty_interval_is_refused_naming_the_schedule_that_fixes_it(schedule: o
     with pytest.raises(ErpNetConfigError) as raised:
         window_from_context(context, COLUMN, dt.timedelta(minutes=5))
     message = str(raised.value)
+    fix = fix.format(expression=getattr(dag.timetable, "expression", ""))
     assert "this run's is empty" in message
     assert f"`from airflow.sdk import {fix.split('(')[0]}` and `schedule={fix}`" in message
     assert "create_cron_data_intervals = True" in message
@@ -105,9 +114,10 @@ def test_a_dag_scheduled_hourly_by_a_cron_string_fails_with_the_fix(
     assert (
         "ErpNetConfigError: incremental_column='AggregateLastUpdateTimeUtc' needs a data interval" in output
     )
+    hourly = CronTriggerTimetable("@hourly", timezone="UTC").expression  # "0 * * * *" from Airflow 3.3
     assert (
         "`from airflow.sdk import CronDataIntervalTimetable` and "
-        '`schedule=CronDataIntervalTimetable("0 * * * *", timezone="UTC")`'
+        f'`schedule=CronDataIntervalTimetable("{hourly}", timezone="UTC")`'
     ) in output
     assert not (tmp_path / "out").exists()
 

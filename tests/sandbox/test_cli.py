@@ -214,6 +214,12 @@ def test_apps_file_adds_trusted_apps(tmp_path: Path) -> None:
         (["--token-lifetime", "0"], "--token-lifetime"),
         (["--port", "70000"], "--port"),
         (["--apps", "/nonexistent/apps.json"], "--apps"),
+        (["--scale", "abc"], "argument --scale: 'abc' is not a whole number"),
+        (["--rate-503", "often"], "argument --rate-503: 'often' is not a number"),
+        (
+            ["--data-end", "2026-06-30"],
+            "argument --data-end: '2026-06-30' is not 'now' or a date-time with a zone",
+        ),
     ],
 )
 def test_bad_arguments_fail_with_a_clear_message(args: list[str], message: str) -> None:

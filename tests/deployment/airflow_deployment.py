@@ -1,0 +1,240 @@
+"""Airflow as a user deploys it: api-server, scheduler, dag-processor and triggerer as processes.
+
+LocalExecutor and SQLite in a temporary ``AIRFLOW_HOME``. Every process binds 127.0.0.1 only: the
+api-server on a port the OS picks (read back from its log), the scheduler's and triggerer's log
+servers are off (the api-server reads task logs from disk). Each process runs in its own process
+group, and ``stop()`` ends every group it started, task processes included.
+
+Waits are generous and say what they waited for: the machine that runs this may be slow and busy.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import requests
+
+T = TypeVar("T")
+
+AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
+COMPONENTS = ("scheduler", "dag-processor", "triggerer")
+STOP_GRACE_SECONDS = 60.0
+POLL_SECONDS = 2.0
+_UVICORN_PORT = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
+
+
+class DeploymentError(AssertionError):
+    """Something the deployment was waiting for did not happen; the message says what and shows logs."""
+
+
+@dataclass
+class Component:
+    """One Airflow process of the deployment and the file its output goes to."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, characters: int = 3000) -> str:
+        text = self.log.read_text(errors="replace") if self.log.exists() else ""
+        return text[-characters:]
+
+
+class AirflowDeployment:
+    """A fresh Airflow in ``home`` serving ``dags_folder``, with ``env`` added to every process.
+
+    ``database``: an already migrated SQLite file to start from (copied), or None to migrate.
+    """
+
+    def __init__(
+        self, home: Path, dags_folder: Path, env: Mapping[str, str], *, database: Path | None = None
+    ) -> None:
+        self.home = home
+        self.database = database
+        self.components: list[Component] = []
+        self._started = time.monotonic()
+        self.api_url = ""
+        self.session = requests.Session()
+        inherited = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("AIRFLOW_", "AIRFLOW__")) and key != "XDG_CACHE_HOME"
+        }
+        self.env = {
+            **inherited,
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": "4",
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            # A busy machine answers slowly; the default 5 s makes task processes give up.
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+            "XDG_CACHE_HOME": str(home / "cache"),
+            **env,
+        }
+
+    @property
+    def log_folder(self) -> Path:
+        return self.home / "logs"
+
+    def start(self, *, timeout: float = 300.0) -> AirflowDeployment:
+        """Migrate (or copy) the database, start the api-server, then the other components."""
+        self._started = time.monotonic()
+        self.home.mkdir(parents=True, exist_ok=True)
+        if self.database is not None:
+            shutil.copyfile(self.database, self.home / "airflow.db")
+        else:
+            result = self.cli("db", "migrate", timeout=timeout)
+            if result.returncode != 0:
+                raise DeploymentError(
+                    f"airflow db migrate failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+                )
+        api = self._spawn("api-server", "api-server", "--host", "127.0.0.1", "--port", "0", "--workers", "1")
+        port = self.wait_for(
+            "the api-server to log the port it listens on",
+            lambda: _port_in(api),
+            timeout=timeout,
+        )
+        self.api_url = f"http://127.0.0.1:{port}"
+        self.env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] = f"{self.api_url}/execution/"
+        self.wait_for("the api-server to answer /api/v2/version", self._api_answers, timeout=timeout)
+        self._spawn("scheduler", "scheduler", "--skip-serve-logs")
+        self._spawn("dag-processor", "dag-processor")
+        self._spawn("triggerer", "triggerer", "--skip-serve-logs")
+        return self
+
+    def uptime(self) -> float:
+        """Seconds since ``start`` began (database, processes, and everything since)."""
+        return time.monotonic() - self._started
+
+    def stop(self) -> list[str]:
+        """SIGTERM every process group, SIGKILL what is left after a grace period; the names killed."""
+        for component in self.components:
+            _signal_group(component.process, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_GRACE_SECONDS
+        killed = []
+        for component in self.components:
+            try:
+                component.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                killed.append(component.name)
+        for component in self.components:
+            _signal_group(component.process, signal.SIGKILL)  # task processes left in the group, too
+            component.process.wait()
+        self.session.close()
+        return killed
+
+    def groups_alive(self) -> list[str]:
+        """Components whose process group still has a member."""
+        alive = []
+        for component in self.components:
+            try:
+                os.killpg(component.process.pid, 0)
+            except ProcessLookupError:
+                continue
+            alive.append(component.name)
+        return alive
+
+    def __enter__(self) -> AirflowDeployment:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def api(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
+        """Call the REST API (``/api/v2`` + ``path``); a non-2xx answer raises with its body."""
+        response = self.session.request(
+            method, f"{self.api_url}/api/v2{path}", json=body, params=params or None, timeout=120
+        )
+        if not response.ok:
+            raise DeploymentError(f"{method} {path} answered {response.status_code}: {response.text[:2000]}")
+        return response.json() if response.content else None
+
+    def cli(self, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
+        """Run this venv's ``airflow`` CLI against the deployment."""
+        return subprocess.run(
+            [AIRFLOW_BIN, *args], env=self.env, capture_output=True, text=True, timeout=timeout, check=False
+        )
+
+    def wait_for(self, what: str, check: Callable[[], T | None], *, timeout: float) -> T:
+        """Poll ``check`` until it returns something other than None or False; fail naming ``what``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for component in self.components:
+                if component.process.poll() is not None:
+                    raise DeploymentError(
+                        f"Waiting for {what}: the {component.name} exited with "
+                        f"{component.process.returncode}.\n{component.tail()}"
+                    )
+            value = check()
+            if value is not None and value is not False:
+                return value
+            if time.monotonic() > deadline:
+                raise DeploymentError(f"Gave up after {timeout:.0f} s waiting for {what}.\n{self.tails()}")
+            time.sleep(POLL_SECONDS)
+
+    def tails(self) -> str:
+        return "\n".join(f"--- {c.name} (last lines)\n{c.tail(1500)}" for c in self.components)
+
+    def _spawn(self, name: str, *args: str) -> Component:
+        log = self.home / f"{name}.out"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [AIRFLOW_BIN, *args],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        component = Component(name, process, log)
+        self.components.append(component)
+        return component
+
+    def _api_answers(self) -> bool:
+        try:
+            return self.session.get(f"{self.api_url}/api/v2/version", timeout=30).ok
+        except requests.RequestException:
+            return False
+
+
+def _port_in(component: Component) -> int | None:
+    found = _UVICORN_PORT.search(component.tail(20_000))
+    return int(found.group(1)) if found else None
+
+
+def _signal_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with suppress(ProcessLookupError):  # the whole group is gone already
+        os.killpg(process.pid, sig)
+
+
+@contextmanager
+def timed() -> Iterator[Callable[[], float]]:
+    """``with timed() as elapsed:`` then ``elapsed()`` seconds since the block began."""
+    began = time.monotonic()
+    yield lambda: time.monotonic() - began
+
+
+def json_lines_after(output: str) -> Any:
+    """The JSON document a CLI printed last (``-o json``), skipping log lines before it."""
+    for line in reversed(output.strip().splitlines()):
+        if line.startswith(("[", "{")):
+            return json.loads(line)
+    raise ValueError(f"no JSON in the CLI output:\n{output[-2000:]}")
