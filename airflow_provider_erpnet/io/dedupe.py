@@ -34,6 +34,7 @@ stays flat however many rows arrive out of order, and the spool is not read twic
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from decimal import Decimal
@@ -171,6 +172,8 @@ class SpooledDeduper:
         self.version_field = version_field
         self.key = key
         self.rows = 0
+        # Created 0600 first (SQLite would make it 0644): the Ids are the spool's rows' keys.
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
         self._db = sqlite3.connect(path, isolation_level=None)
         for pragma in ("journal_mode = OFF", "synchronous = OFF", "temp_store = FILE", "cache_size = -4096"):
             self._db.execute(f"PRAGMA {pragma}")
