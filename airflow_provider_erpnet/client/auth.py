@@ -325,7 +325,7 @@ class TokenProvider:
         )
 
     def _check_scopes(self, granted_field: object, access_token: str) -> None:
-        """Warn once when the token grants fewer scopes than the connection's ``scope`` asks for.
+        """Warn once when the token grants fewer scopes than the ``scope`` setting asks for.
 
         Identity servers may grant less than requested instead of refusing; the 403s that follow
         would otherwise be the first sign of it.
@@ -339,7 +339,7 @@ class TokenProvider:
             log.warning(
                 "The identity server granted the scopes %s but not %s of the requested scope %r: requests "
                 "that need %s will be refused (403). Allow them in the trusted application's Scope, or "
-                "leave out of the connection's scope what it does not grant.",
+                "leave out of the scope setting what it does not grant.",
                 " ".join(sorted(granted)) or "(none)",
                 " ".join(missing),
                 self._settings.scope,

@@ -9,9 +9,9 @@ Naming follows OpenLineage's conventions (namespace = the data source, name = th
 
 * input: namespace ``erpnet://<Domain API host[:port]>``, name the entity set; the schema facet
   lists every member of its entity type in ``$metadata`` (type names as ERP.net writes them).
-* outputs: one dataset per written file, named like Airflow's ``ObjectStoragePath`` names it
-  (``file`` + path, ``s3://bucket`` + key); the schema facet holds the columns as written and the
-  output statistics facet the file's rows and bytes.
+* outputs: one dataset per written file, named as Airflow's own providers name files
+  (``file`` + absolute path, ``s3://bucket`` + key); the schema facet holds the columns as
+  written and the output statistics facet the file's rows and bytes.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def operator_lineage(lineage: ExtractionLineage) -> OperatorLineage:
     outputs = []
     manifest = lineage.manifest
     for info in manifest.files if manifest is not None else ():
-        namespace, name = _file_dataset_name(info.path)
+        namespace, name = output_dataset_name(info.path)
         outputs.append(
             OutputDataset(
                 namespace=namespace,
@@ -110,9 +110,18 @@ def _column_type(column: Column) -> str:
     return column.kind
 
 
-def _file_dataset_name(path: str) -> tuple[str, str]:
-    """(namespace, name) of a written file the way ``ObjectStoragePath`` names it."""
+def output_dataset_name(path: str) -> tuple[str, str]:
+    """(namespace, name) of a written file as Airflow's providers name it for OpenLineage.
+
+    A local file is ``file`` + its absolute path, as the common.io provider converts a file Asset
+    and as OpenLineage's naming spec writes it; an object store is ``ObjectStoragePath``'s
+    namespace (``s3://bucket``) + key, as the amazon and google providers convert their Assets.
+    """
     from airflow.sdk import ObjectStoragePath
 
-    target = ObjectStoragePath(path if "://" in path else f"file://{path}")
+    if "://" not in path:
+        return "file", path
+    if path.startswith("file://"):
+        return "file", path.removeprefix("file://")
+    target = ObjectStoragePath(path)
     return target.namespace, target.key

@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the latest generated update stamp: 'now' (default), or e.g. 2026-06-30T23:59:59Z, the fixed "
         "end the test suite uses",
     )
-    parser.add_argument("--seed", type=int, default=0, help="seed for generated data and fault draws")
+    parser.add_argument("--seed", type=_count, default=0, help="seed for generated data and fault draws")
     parser.add_argument(
         "--token-lifetime", type=_positive, default=3600, help="access token lifetime, seconds"
     )

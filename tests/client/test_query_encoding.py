@@ -132,3 +132,22 @@ def test_a_bad_filter_shows_the_servers_real_complaint(
         client.count(CUSTOMERS, filter="Active eq true or Active eq false")
     assert "The operator 'or' is not supported" in str(raised.value)
     assert "'+'" not in str(raised.value)
+
+
+def test_partition_plans_count_and_read_on_a_standard_server(
+    erpnet_sandbox: Sandbox, sandbox_settings: ErpNetSettings
+) -> None:
+    """The planner's $count probes and each partition's reads carry filters with spaces too."""
+    erpnet_sandbox.set_faults(strict=True)
+    active = "Active eq true"
+    expected = sorted(r["Id"] for r in erpnet_sandbox.dataset.rows(CUSTOMERS) if r["Active"])
+    with ErpNetClient(sandbox_settings) as client:
+        plan = client.plan_partitions(CUSTOMERS, 3, filter=active)
+        read = [
+            r["Id"]
+            for p in plan
+            for r in client.iter_records(CUSTOMERS, filter=f"({active}) and ({p.filter})", select="Id")
+        ]
+    assert plan[0].total == sum(p.count for p in plan) == len(expected)
+    assert sorted(read) == expected
+    assert erpnet_sandbox.stats()["api_by_status"].keys() == {"200"}

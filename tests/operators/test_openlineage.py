@@ -15,6 +15,7 @@ from airflow.sdk.execution_time.context import OutletEventAccessors
 
 from airflow_provider_erpnet.client import ErpNetClient, ErpNetSettings
 from airflow_provider_erpnet.io.schema import type_label
+from airflow_provider_erpnet.operators.lineage import output_dataset_name
 from airflow_provider_erpnet.operators.odata import ErpNetODataOperator
 from airflow_provider_erpnet.sandbox import DEFAULT_CLIENT_ID, DEFAULT_SECRET
 
@@ -63,7 +64,7 @@ def test_facets_name_the_entity_set_with_its_schema_and_every_written_file(
     assert [f["rows"] for f in manifest["files"]] == [400, 400, 200]
     assert len(lineage.outputs) == 3
     for output, written in zip(lineage.outputs, manifest["files"], strict=True):
-        assert (output.namespace, output.name) == ("file", written["path"].lstrip("/"))
+        assert (output.namespace, output.name) == ("file", written["path"])  # as common.io names files
         statistics = output.outputFacets["outputStatistics"]
         assert (statistics.rowCount, statistics.size, statistics.fileCount) == (
             written["rows"],
@@ -78,6 +79,13 @@ def test_facets_name_the_entity_set_with_its_schema_and_every_written_file(
             ("Id", "string", "Edm.Guid"),
         ]
     assert lineage.run_facets == {} and lineage.job_facets == {}
+
+
+def test_files_are_named_as_airflows_providers_name_them() -> None:
+    """common.io: ``file`` + the absolute path (any character kept); amazon: ``s3://bucket`` + key."""
+    assert output_dataset_name("/tmp/out #1/a?b.jsonl") == ("file", "/tmp/out #1/a?b.jsonl")
+    assert output_dataset_name("file:///tmp/out/a.csv") == ("file", "/tmp/out/a.csv")
+    assert output_dataset_name("s3://aws_default@lake/erpnet/a.parquet") == ("s3://lake", "erpnet/a.parquet")
 
 
 def test_records_to_xcom_report_the_entity_set_and_no_file(erpnet_sandbox, monkeypatch) -> None:
@@ -120,6 +128,6 @@ def test_the_openlineage_listener_reports_the_datasets_of_a_dag_run(
     }
     (output,) = customers["outputs"]
     written = tmp_path / "out" / "full" / "2026-11-29" / "customers.parquet"
-    assert (output["namespace"], output["name"]) == ("file", str(written).lstrip("/"))
+    assert (output["namespace"], output["name"]) == ("file", str(written))
     assert output["outputFacets"]["outputStatistics"]["rowCount"] == erpnet_sandbox.dataset.count(CUSTOMERS)
     assert output["outputFacets"]["outputStatistics"]["size"] == written.stat().st_size

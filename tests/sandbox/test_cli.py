@@ -215,6 +215,7 @@ def test_apps_file_adds_trusted_apps(tmp_path: Path) -> None:
         (["--port", "70000"], "--port"),
         (["--apps", "/nonexistent/apps.json"], "--apps"),
         (["--scale", "abc"], "argument --scale: 'abc' is not a whole number"),
+        (["--seed", "abc"], "argument --seed: 'abc' is not a whole number"),
         (["--rate-503", "often"], "argument --rate-503: 'often' is not a number"),
         (
             ["--data-end", "2026-06-30"],
