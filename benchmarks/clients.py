@@ -216,6 +216,10 @@ def ours(config: Config, *, fmt: str, **operator_options: Any) -> Work:
 register("ours-jsonl", "ours, ErpNetODataOperator -> JSONL")(partial(ours, fmt="jsonl"))
 register("ours-csv", "ours, ErpNetODataOperator -> CSV")(partial(ours, fmt="csv"))
 register("ours-parquet", "ours, ErpNetODataOperator -> Parquet")(partial(ours, fmt="parquet"))
+for _streams in (4, 8):
+    register(f"ours-jsonl-c{_streams}", f"ours -> JSONL, max_concurrency={_streams}")(
+        partial(ours, fmt="jsonl", max_concurrency=_streams)
+    )
 register("dlt", "dlt rest_api -> filesystem JSONL (own venv)", python="dlt")(lambda config: _unused())
 
 

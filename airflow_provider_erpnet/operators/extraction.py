@@ -56,6 +56,12 @@ from airflow_provider_erpnet.io.pagecodec import PageCodec
 from airflow_provider_erpnet.io.progress import Progress
 from airflow_provider_erpnet.io.schema import ALL_SELECT
 from airflow_provider_erpnet.io.spool import spool_directory
+from airflow_provider_erpnet.operators.concurrency import (
+    PartitionCountChanged,
+    check_max_concurrency,
+    partitioned_pages,
+    plan_streams,
+)
 from airflow_provider_erpnet.operators.windows import Window, and_filters
 
 log = logging.getLogger(__name__)
@@ -81,9 +87,11 @@ class ExtractionRequest:
     window: Window | None = None
     check_count: CheckCount = True
     partition: Partition | None = None  # one range of a partition plan: read only its rows
+    max_concurrency: int = 1  # Id ranges read at once (operators.concurrency)
 
     def __post_init__(self) -> None:
         check_count_mode(self.check_count)
+        check_max_concurrency(self.max_concurrency)
 
     @property
     def base_filter(self) -> str | None:
@@ -427,7 +435,30 @@ def _extract_once(
     progress = Progress(logger, request.entity_set, expected=expected)
     deduper = Deduper(request.incremental_column)
     decoding = _Decoding()
-    pages = _pages(client, request, progress, expected, decoding.decode)
+    plan = None
+    if not staged:  # Id ranges read at once (max_concurrency), or None for one stream
+        plan = plan_streams(
+            client,
+            request.entity_set,
+            request.full_filter,
+            max_concurrency=request.max_concurrency,
+            page_size=request.page_size,
+            logger=logger,
+        )
+    pages = (
+        _pages(client, request, progress, expected, decoding.decode)
+        if plan is None
+        else partitioned_pages(
+            client,
+            request.entity_set,
+            request.query_options(),
+            plan,
+            check_count=request.check_count,
+            decode=decoding.decode,
+            progress=progress,
+            logger=logger,
+        )
+    )
     ahead: Prefetcher[list[dict[str, Any]]] | None = None
     try:
         first = next((records for records in pages if records), [])
@@ -468,6 +499,8 @@ def _extract_once(
                 )
 
             writer.commit(describe)
+    except PartitionCountChanged as changed:  # one partition's count moved: read again, as for the set's
+        raise _CountChanged(changed, expected, _checked_count(client, request), progress.rows) from None
     finally:
         if ahead is not None:
             ahead.close()
