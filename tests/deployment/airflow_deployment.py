@@ -1,6 +1,8 @@
 """Airflow as a user deploys it: api-server, scheduler, dag-processor and triggerer as processes.
 
-LocalExecutor and SQLite in a temporary ``AIRFLOW_HOME``. Every process binds 127.0.0.1 only: the
+LocalExecutor and SQLite in a temporary ``AIRFLOW_HOME``. SQLite waits up to a minute for a lock
+(its default 5 s fails requests on a busy machine) and keeps a write-ahead log, so the api-server's
+reads never hold up the scheduler's writes. Every process binds 127.0.0.1 only: the
 api-server on a port the OS picks (read back from its log), the scheduler's and triggerer's log
 servers are off (the api-server reads task logs from disk). Each process runs in its own process
 group, and ``stop()`` ends every group it started, task processes included.
@@ -16,15 +18,17 @@ import re
 import secrets
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 import requests
 
 T = TypeVar("T")
@@ -32,6 +36,8 @@ T = TypeVar("T")
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 COMPONENTS = ("scheduler", "dag-processor", "triggerer")
 STOP_GRACE_SECONDS = 60.0
+SQLITE_LOCK_WAIT = 120
+API_ATTEMPTS = 3
 POLL_SECONDS = 2.0
 _UVICORN_PORT = re.compile(r"Uvicorn running on http://127\.0\.0\.1:(\d+)")
 
@@ -76,16 +82,20 @@ class AirflowDeployment:
         self.env = {
             **inherited,
             "AIRFLOW_HOME": str(home),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout={SQLITE_LOCK_WAIT}",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
+            # Two task processes at a time on a 2-core machine: more only makes every lock wait longer.
+            "AIRFLOW__CORE__PARALLELISM": "2",
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            # The DAG files do not change while the deployment runs: parse each once, not every 30 s.
+            "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "3600",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_hex(32),
+            "AIRFLOW__API__EXPOSE_STACKTRACE": "True",  # a 500's cause in the answer the test shows
             # A busy machine answers slowly; the default 5 s makes task processes give up.
-            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+            "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "180",
             "XDG_CACHE_HOME": str(home / "cache"),
             **env,
         }
@@ -106,6 +116,8 @@ class AirflowDeployment:
                 raise DeploymentError(
                     f"airflow db migrate failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
                 )
+        with closing(sqlite3.connect(self.home / "airflow.db")) as database:
+            database.execute("PRAGMA journal_mode=WAL")  # kept in the file for every later connection
         api = self._spawn("api-server", "api-server", "--host", "127.0.0.1", "--port", "0", "--workers", "1")
         port = self.wait_for(
             "the api-server to log the port it listens on",
@@ -138,19 +150,26 @@ class AirflowDeployment:
         for component in self.components:
             _signal_group(component.process, signal.SIGKILL)  # task processes left in the group, too
             component.process.wait()
+        deadline = time.monotonic() + STOP_GRACE_SECONDS  # SIGKILLed processes end soon, not at once
+        while self.groups_alive() and time.monotonic() < deadline:
+            time.sleep(0.2)
         self.session.close()
         return killed
 
     def groups_alive(self) -> list[str]:
-        """Components whose process group still has a member."""
-        alive = []
-        for component in self.components:
-            try:
-                os.killpg(component.process.pid, 0)
-            except ProcessLookupError:
-                continue
-            alive.append(component.name)
-        return alive
+        """Components whose process group still has a running member.
+
+        Zombies do not count: a task process orphaned by the SIGKILL is dead, but stays listed
+        until whoever adopted it reaps it (in a container, PID 1 may never do so).
+        """
+        names = {component.process.pid: component.name for component in self.components}
+        alive = set()
+        for process in psutil.process_iter(["status"]):
+            with suppress(ProcessLookupError):
+                group = os.getpgid(process.pid)
+                if group in names and process.info["status"] != psutil.STATUS_ZOMBIE:
+                    alive.add(names[group])
+        return sorted(alive)
 
     def __enter__(self) -> AirflowDeployment:
         return self.start()
@@ -159,12 +178,23 @@ class AirflowDeployment:
         self.stop()
 
     def api(self, method: str, path: str, body: Any = None, **params: Any) -> Any:
-        """Call the REST API (``/api/v2`` + ``path``); a non-2xx answer raises with its body."""
-        response = self.session.request(
-            method, f"{self.api_url}/api/v2{path}", json=body, params=params or None, timeout=120
-        )
+        """Call the REST API (``/api/v2`` + ``path``); a non-2xx answer raises with its body.
+
+        SQLite can refuse a write ("database is locked") while another component holds the lock
+        longer than the wait allows, which a slow shared machine makes likely; the request failed
+        as a whole (rolled back), so it is sent again, as a user would.
+        """
+        for _ in range(API_ATTEMPTS):
+            response = self.session.request(
+                method, f"{self.api_url}/api/v2{path}", json=body, params=params or None, timeout=300
+            )
+            if not (response.status_code == 500 and "database is locked" in response.text):
+                break
         if not response.ok:
-            raise DeploymentError(f"{method} {path} answered {response.status_code}: {response.text[:2000]}")
+            logs = f"\n{self.tails()}" if response.status_code >= 500 else ""
+            raise DeploymentError(
+                f"{method} {path} answered {response.status_code}: {response.text[:2000]}{logs}"
+            )
         return response.json() if response.content else None
 
     def cli(self, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
