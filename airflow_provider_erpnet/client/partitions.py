@@ -301,7 +301,8 @@ class _Planner:
         return self._by_creation_time()
 
     def _by_id(self) -> list[Partition]:
-        ascending = self._sample("Id")
+        # Both ends of the Id order at once: at hundreds of milliseconds a request, round trips add up.
+        ascending, descending = self.pool.map(self._sample, ("Id", "Id desc"))
         candidates = [
             order for order in (TEXT_ORDER, SQL_SERVER_ORDER) if ascending and order.sorted(ascending)
         ]
@@ -311,7 +312,7 @@ class _Planner:
         for order in candidates:
             low, high = _GUID_SPACE
             if ascending:
-                newest = self._sample("Id desc") or []
+                newest = descending or []
                 low = order.key(ascending[0])
                 high = max(low, order.key(newest[0])) if newest else high
             space = _guid_space(order, low, high)

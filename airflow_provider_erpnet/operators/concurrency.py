@@ -52,7 +52,7 @@ MAX_CONCURRENCY = 10
 # A stream of fewer pages does not repay the plan's $count probes (a few round trips).
 MIN_PAGES_PER_PARTITION = 2
 # Page bodies waiting for their turn in memory, all partitions together; the rest wait on disk.
-MEMORY_BUDGET = 64 * 2**20
+MEMORY_BUDGET = 16 * 2**20  # a couple of pages per stream; readers ahead of that spill
 JOIN_TIMEOUT = 30.0  # seconds close() waits for a reader still inside a request
 
 
