@@ -28,6 +28,7 @@ from .body import (
 )
 from .clock import SYSTEM_CLOCK, Clock
 from .errors import ErpNetTransportError
+from .sessions import head_deadline
 from .settings import ErpNetSettings
 from .urls import host_of, safe_url
 
@@ -178,7 +179,8 @@ def fetch(
     accept: str,
     data: dict[str, str] | None = None,
 ) -> requests.Response:
-    """One attempt: send, never follow a redirect, read the whole body within the settings' bounds.
+    """One attempt: send, never follow a redirect, read the whole answer within the settings' bounds
+    (its head too, on a session from ``sessions.bounded_session``).
 
     The body is read here, inside the attempt, so a connection dropped mid-body fails this attempt
     and the retry policy can try again. Raises ``RetryableStatus`` for 429/502/503/504, the body
@@ -186,17 +188,27 @@ def fetch(
     """
     # Real time, not the injectable clock: the deadline ends real socket reads.
     deadline = time.monotonic() + settings.response_timeout
-    response = session.request(
-        method,
-        url,
-        data=data,
-        headers={"Accept": accept, "Accept-Encoding": ACCEPT_ENCODING, "User-Agent": settings.user_agent},
-        auth=auth,
-        timeout=(settings.connect_timeout, min(settings.read_timeout, settings.response_timeout)),
-        verify=settings.requests_verify,
-        stream=True,
-        allow_redirects=False,
-    )
+    with head_deadline(deadline) as head:
+        try:
+            response = session.request(
+                method,
+                url,
+                data=data,
+                headers={
+                    "Accept": accept,
+                    "Accept-Encoding": ACCEPT_ENCODING,
+                    "User-Agent": settings.user_agent,
+                },
+                auth=auth,
+                timeout=(settings.connect_timeout, min(settings.read_timeout, settings.response_timeout)),
+                verify=settings.requests_verify,
+                stream=True,
+                allow_redirects=False,
+            )
+        except requests.RequestException:
+            if head.fired:  # the watchdog cut a status line or headers that kept trickling in
+                raise DeadlineExceeded() from None
+            raise
     read_body(response, max_bytes=settings.max_response_bytes, deadline=deadline)
     if response.status_code in RETRY_STATUSES:
         raise RetryableStatus(response)

@@ -33,6 +33,7 @@ from .retry import (
     network_error,
     retry_after_seconds,
 )
+from .sessions import bounded_session
 from .settings import ErpNetSettings
 from .urls import Destination, host_of, safe_url
 
@@ -94,11 +95,12 @@ class Transport:
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """``session``: pass one to share its connection pool; it is used as is, never changed
-        (timeouts, TLS verification and headers travel with each request) and never closed.
+        (timeouts, TLS verification and headers travel with each request) and never closed; make
+        it with ``sessions.bounded_session()`` so that ``response_timeout`` bounds response heads too.
         ``clock``: token expiry, ``Retry-After`` dates and the waits between attempts."""
         self.settings = settings
         self._owns_session = session is None
-        self.session = session if session is not None else requests.Session()
+        self.session = session if session is not None else bounded_session()
         self._clock = clock
         self.auth = TokenProvider(settings, self.session, clock=clock)
         self.retries = 0

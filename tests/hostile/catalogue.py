@@ -575,6 +575,15 @@ CASES: list[Case] = [
         settings={"read_timeout": 1.0, "response_timeout": 2.0},
         bound=12,
     ),
+    Case(
+        "status line and headers trickled one byte at a time",
+        "12",
+        _page(lambda seen: Answer(body=b'{"value": []}', headers={"X-Padding": "." * 200}, trickle_head=0.2)),
+        ErpNetTransportError,
+        ("response_timeout",),
+        settings={"read_timeout": 1.0, "response_timeout": 2.0},
+        bound=12,
+    ),
     # Also: what a proxy, a login page or a broken server sends.
     Case(
         "HTML 200 instead of a page",

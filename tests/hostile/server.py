@@ -74,7 +74,8 @@ class Answer:
     ``framing``: "length" sends Content-Length (``declared`` overrides the true length, to lie),
     "chunked" uses chunked transfer encoding, "close" ends the body by closing the connection.
     ``pieces`` (an iterable, e.g. a generator for a huge body) replaces ``body``; ``trickle`` waits
-    that many seconds before every byte; ``drop`` closes the connection without an answer.
+    that many seconds before every byte of the body, ``trickle_head`` before every byte of the
+    status line and headers; ``drop`` closes the connection without an answer.
     """
 
     status: int = 200
@@ -85,6 +86,7 @@ class Answer:
     declared: int | None = None
     pieces: Iterable[bytes] | None = None
     trickle: float | None = None
+    trickle_head: float | None = None
     drop: bool = False
 
 
@@ -244,7 +246,14 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             self.send_header("Connection", "close")
             self.close_connection = True
-        self.end_headers()
+        if answer.trickle_head is None:
+            self.end_headers()
+        else:
+            head = b"".join(self._headers_buffer) + b"\r\n"
+            self._headers_buffer = []
+            for part in _trickled(head, answer.trickle_head, stopping):
+                self.wfile.write(part)
+                self.wfile.flush()
         for piece in pieces:
             if stopping.is_set():
                 return
