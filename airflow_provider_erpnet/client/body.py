@@ -32,6 +32,8 @@ import requests
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import ReadTimeoutError
 
+from .redact import server_text
+
 ACCEPT_ENCODING = "gzip, deflate"
 STEP = 1 << 20  # bytes per read when the length is not known up front, and per decompression step
 
@@ -183,7 +185,7 @@ def _decoder(header: str) -> _Inflater | None:
         return None
     if encoding in ("gzip", "x-gzip", "deflate"):
         return _Inflater("deflate" if encoding == "deflate" else "gzip")
-    raise UndecodableBody(f"it is encoded as {header.strip()[:40]!r}, which the client did not ask for")
+    raise UndecodableBody(f"it is encoded as {server_text(header, 40)!r}, which the client did not ask for")
 
 
 def _socket_of(response: requests.Response) -> socket.socket | None:

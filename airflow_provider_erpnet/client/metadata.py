@@ -87,7 +87,8 @@ class ServiceMetadata:
             return self.entity_types[type_name]
         except KeyError:
             raise ErpNetConfigError(
-                f"$metadata declares entity set {entity_set!r} of type {type_name!r} but not that type."
+                f"$metadata declares entity set {entity_set!r} of type {server_text(type_name, 100)!r} "
+                "but not that type."
             ) from None
 
     def closest_entity_sets(self, name: str, n: int = 3) -> list[str]:

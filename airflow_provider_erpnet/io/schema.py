@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
+from airflow_provider_erpnet.client.redact import server_text
 
 if TYPE_CHECKING:
     from airflow_provider_erpnet.client.metadata import (
@@ -223,7 +224,8 @@ class _Mapper:
         close = [
             by_lower[m] for m in difflib.get_close_matches(name.lower(), list(by_lower), n=3, cutoff=0.6)
         ]
-        hint = f"did you mean {', '.join(close)}?" if close else "no member has a similar name."
+        names = ", ".join(server_text(candidate, 100) or "''" for candidate in close)  # the server's names
+        hint = f"did you mean {names}?" if close else "no member has a similar name."
         return (
             f"{option} names {name!r}, which {self.entity_set} does not have; {hint} "
             "Names are case sensitive."

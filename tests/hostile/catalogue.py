@@ -546,6 +546,13 @@ CASES: list[Case] = [
         ("invalid_client",),
     ),
     Case(
+        "identity server echoes the secret as its Content-Encoding",
+        "11",
+        lambda server, foreign: {TOKEN: _same(Answer(body=b"{}", headers={"Content-Encoding": SECRET}))},
+        ErpNetTransportError,
+        ("Content-Encoding", "identity_url"),
+    ),
+    Case(
         "API error echoes the token with CR LF, ANSI and U+2028",
         "11",
         _api_echo,
