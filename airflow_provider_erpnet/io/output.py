@@ -293,6 +293,8 @@ Describe = Callable[[list[FileInfo]], Manifest]
 
 
 def _rows_between(rows: Rows, start: int, stop: int) -> Rows:
+    if start == 0 and stop == len(rows):
+        return rows
     return rows.take(start, stop) if isinstance(rows, TypedPage) else rows[start:stop]
 
 
