@@ -7,11 +7,14 @@ time waiting. Several streams over disjoint ranges wait together:
   (``client.partitions``; rows cannot leave an Id range, and a row created meanwhile falls into
   exactly one). Only ``Id``: its ranges in plan order are the order one stream reads, so the
   output is the file a sequential read writes, row for row, and the direct path's Id-order check
-  holds. A set of fewer than ``MIN_PAGES_PER_PARTITION`` pages per stream, or a server that
+  holds. A set of fewer than ``MIN_PAGES_PER_PARTITION`` pages per range, or a server that
   refuses ranges of Id, is read in one stream.
-* **One reader thread per partition** fetches its pages (socket reads release the GIL) and skims
-  each body for what paging needs (the Ids and the next link). The bodies go to the writer
-  partition by partition, in plan order, and are decoded there, once, by the extraction's codec.
+* **``max_concurrency`` reader threads** take the ranges one after the other in plan order, each
+  fetching its range's pages (socket reads release the GIL) and skimming each body for what
+  paging needs (the Ids and the next link). The bodies go to the writer range by range, in plan
+  order, and are decoded there, once, by the extraction's codec. The writer can only take the
+  first unfinished range's pages as they arrive, so there are ``RANGES_PER_STREAM`` ranges per
+  reader: the first range is short, and the writer soon has pages waiting instead of waiting.
 * **Memory** does not grow with the rows: bodies waiting for their turn stay in memory up to
   ``MEMORY_BUDGET`` bytes in all, and beyond that go to a file in a private spool directory
   (``io.spool``), read back in turn. Readers never wait for the writer, so a slow first
@@ -51,6 +54,8 @@ log = logging.getLogger(__name__)
 MAX_CONCURRENCY = 10
 # A stream of fewer pages does not repay the plan's $count probes (a few round trips).
 MIN_PAGES_PER_PARTITION = 2
+# Ranges per reader thread: shorter ranges keep the writer's wait for the first one short.
+RANGES_PER_STREAM = 4
 # Page bodies waiting for their turn in memory, all partitions together; the rest wait on disk.
 MEMORY_BUDGET = 16 * 2**20  # a couple of pages per stream; readers ahead of that spill
 JOIN_TIMEOUT = 30.0  # seconds close() waits for a reader still inside a request
@@ -83,18 +88,18 @@ def plan_streams(
     page_size: int,
     logger: logging.Logger | logging.LoggerAdapter = log,
 ) -> list[Partition] | None:
-    """Id ranges to read at once, or None to read one stream (too few pages, or no Id ranges)."""
+    """Id ranges for ``max_concurrency`` readers, or None to read one stream (too few pages, or
+    no Id ranges)."""
     if max_concurrency < 2:
         return None
-    streams = min(
-        max_concurrency, client.count(entity_set, filter=filter) // (MIN_PAGES_PER_PARTITION * page_size)
-    )
-    if streams < 2:
+    pages = client.count(entity_set, filter=filter) // page_size
+    ranges = min(max_concurrency * RANGES_PER_STREAM, pages // MIN_PAGES_PER_PARTITION)
+    if ranges < 2:
         return None
     try:
-        return client.plan_partitions(entity_set, streams, filter=filter, by="Id")
+        return client.plan_partitions(entity_set, ranges, filter=filter, by="Id")
     except ErpNetConfigError as refused:
-        logger.warning("%s: reading in one stream instead of %d: %s", entity_set, streams, refused)
+        logger.warning("%s: reading in one stream instead of %d ranges: %s", entity_set, ranges, refused)
         return None
 
 
@@ -104,18 +109,19 @@ def partitioned_pages(
     options: Mapping[str, Any],
     plan: list[Partition],
     *,
+    streams: int,
     check_count: bool | str,
     decode: Callable[[bytes], Any],
     progress: Progress,
     logger: logging.Logger | logging.LoggerAdapter = log,
 ) -> Generator[list[Any], None, None]:
-    """The records of every page of ``plan``'s partitions, partition by partition, read at once.
+    """The records of every page of ``plan``'s partitions, partition by partition, ``streams`` read at once.
 
     ``options`` are ``ErpNetClient.iter_pages``'s (the plan was made for its ``filter``);
     ``decode`` turns a page body into the extraction's records (called in this generator's thread).
     """
     sources = [_pages_of(client, entity_set, options, part, check_count, logger) for part in plan]
-    with closing(_Turns(sources)) as turns:
+    with closing(_Turns(sources, streams)) as turns:
         for body in turns:
             page = decode(body)
             records = page["value"] if isinstance(page, dict) else page.value
@@ -222,9 +228,11 @@ class _Queue:
 
 
 class _Turns:
-    """Bodies of several sources, each read by its own thread, handed out source by source."""
+    """Bodies of several sources, read by ``readers`` threads in order, handed out source by source."""
 
-    def __init__(self, sources: list[Generator[bytes, None, None]]) -> None:
+    def __init__(self, sources: list[Generator[bytes, None, None]], readers: int) -> None:
+        self._sources = sources
+        self._next = 0  # the source the next free reader takes
         self._queues = [_Queue() for _ in sources]
         self._budget = MEMORY_BUDGET
         self._held = 0  # bytes of the bodies in memory
@@ -235,10 +243,8 @@ class _Turns:
         self._spool = ExitStack()
         self._spool_dir: Path | None = None
         self._threads = [
-            threading.Thread(
-                target=self._read, args=(index, source), name=f"erpnet-part-{index}", daemon=True
-            )
-            for index, source in enumerate(sources)
+            threading.Thread(target=self._work, name=f"erpnet-stream-{number}", daemon=True)
+            for number in range(min(readers, len(sources)))
         ]
         for thread in self._threads:
             thread.start()
@@ -288,6 +294,16 @@ class _Turns:
                 os.close(queue.spill)
                 queue.spill = None
         self._spool.close()
+
+    def _work(self) -> None:
+        """Read sources in order until none is left or the reading stopped."""
+        while not self._stop.is_set():
+            with self._cond:
+                index = self._next
+                if index == len(self._sources):
+                    return
+                self._next += 1
+            self._read(index, self._sources[index])
 
     def _read(self, index: int, source: Generator[bytes, None, None]) -> None:
         try:

@@ -453,6 +453,7 @@ def _extract_once(
             request.entity_set,
             request.query_options(),
             plan,
+            streams=request.max_concurrency,
             check_count=request.check_count,
             decode=decoding.decode,
             progress=progress,

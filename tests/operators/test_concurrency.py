@@ -1,8 +1,8 @@
 """``max_concurrency``: Id ranges of one extraction read at once, into the output one stream writes.
 
-Against the sandbox over HTTP. That the streams really overlap is shown without timing: each
-partition's reader waits at a barrier after its first page, which only works if every partition
-is being read at the same moment.
+Against the sandbox over HTTP. That the streams really overlap is shown without timing: the
+readers of the first ranges wait at a barrier after their first page, which only works if all
+of them are reading at the same moment.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ CUSTOMERS = "Crm_Sales_Customers"
 
 
 class _Streams(ErpNetClient):
-    """Records every partition stream; ``after_first_page(stream, page)`` runs in its thread."""
+    """Records every range read; ``after_first_page(number, page)`` runs in its reader's thread."""
 
     def __init__(self, sandbox: Sandbox, after_first_page: Any = None) -> None:
         super().__init__(settings_for(sandbox))
@@ -69,10 +69,10 @@ def test_partitions_read_at_once_write_what_one_stream_writes(
     with ErpNetClient(settings_for(sandbox)) as client:
         one = _extract(client, tmp_path / "one.jsonl")
     barrier = threading.Barrier(4, timeout=60)
-    with _Streams(sandbox, lambda stream, page: barrier.wait()) as client:
+    with _Streams(sandbox, lambda stream, page: barrier.wait() if stream <= 4 else None) as client:
         four = _extract(client, tmp_path / "four.jsonl", max_concurrency=4)
-    assert len(client.filters) == 4, "one stream per partition"
-    assert "4 partition(s) by Id of 3000 rows" in caplog.text
+    assert len(client.filters) == 15, "30 pages: 15 ranges of 2 pages (at most 4 per reader), each read once"
+    assert "15 partition(s) by Id of 3000 rows" in caplog.text
     assert (tmp_path / "four.jsonl").read_bytes() == (tmp_path / "one.jsonl").read_bytes()
     assert four.rows == four.server_count == one.rows == 3000
     assert four.query == one.query, "the manifest describes the extraction, not its ranges"
@@ -144,7 +144,7 @@ def test_a_partition_that_loses_rows_fails_and_commits_nothing(
     monkeypatch.setattr(concurrency, "_skim", losing)
     with (
         ErpNetClient(settings_for(sandbox)) as client,
-        pytest.raises(ErpNetIncompleteError, match=r"part-00\d-of-002 .* as when planned: rows were lost"),
+        pytest.raises(ErpNetIncompleteError, match=r"part-00\d-of-008 .* as when planned: rows were lost"),
     ):
         _extract(client, tmp_path / "c.jsonl", max_concurrency=2)
     assert list(tmp_path.iterdir()) == []
@@ -162,7 +162,7 @@ def test_an_error_in_one_stream_stops_the_others_and_commits_nothing(
     with _Streams(sandbox, fail_in_third) as client, pytest.raises(ErpNetConfigError, match="stream 3 broke"):
         _extract(client, tmp_path / "c.jsonl", max_concurrency=4)
     assert list(tmp_path.iterdir()) == []
-    assert not [t for t in threading.enumerate() if t.name.startswith("erpnet-part-")], "readers stopped"
+    assert not [t for t in threading.enumerate() if t.name.startswith("erpnet-stream-")], "readers stopped"
 
 
 def test_few_pages_or_another_order_read_one_stream(erpnet_sandbox_factory, tmp_path: Path) -> None:
