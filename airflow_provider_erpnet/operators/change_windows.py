@@ -15,6 +15,7 @@ Asset as an inlet (which is what lets its task write that Asset's state) and nev
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from airflow.sdk import Asset, BaseOperator
 
 from airflow_provider_erpnet.changes.events import ChangeEvent, is_change_payload, window_of
-from airflow_provider_erpnet.changes.instants import format_instant, parse_instant
+from airflow_provider_erpnet.changes.instants import format_instant, from_datetime, parse_instant
 from airflow_provider_erpnet.operators.windows import Window
 from airflow_provider_erpnet.triggers.erpnet import ErpNetChangesTrigger, state_key
 
@@ -32,12 +33,13 @@ log = logging.getLogger(__name__)
 def watched_assets(dag: Any, entity_set: str) -> list[Asset]:
     """Assets the DAG is scheduled on whose watchers poll ``entity_set`` with ``ErpNetChangesTrigger``."""
     condition = getattr(getattr(dag, "timetable", None), "asset_condition", None)
-    found = []
-    for asset in _assets_in(condition):
-        triggers = [watcher.trigger for watcher in asset.watchers]
-        if any(isinstance(t, ErpNetChangesTrigger) and t.entity_set == entity_set for t in triggers):
-            found.append(asset)
-    return found
+    return [asset for asset in _assets_in(condition) if _change_triggers(asset, entity_set)]
+
+
+def _change_triggers(asset: Asset, entity_set: str) -> list[ErpNetChangesTrigger]:
+    """The ``ErpNetChangesTrigger`` watchers of ``asset`` that poll ``entity_set``."""
+    triggers = [watcher.trigger for watcher in asset.watchers]
+    return [t for t in triggers if isinstance(t, ErpNetChangesTrigger) and t.entity_set == entity_set]
 
 
 def _assets_in(condition: Any) -> Iterator[Asset]:
@@ -59,10 +61,20 @@ def wire_change_assets(task: BaseOperator, entity_set: str) -> None:
 
 
 class TriggeringChanges:
-    """The change events of ``entity_set`` (on ``column``, or any) among the run's triggering events."""
+    """The change events of ``entity_set`` (on ``column``, or any) among the run's triggering events.
+
+    A run of a DAG watching ``entity_set`` on ``column`` that no change event triggered (triggered
+    by hand, with or without a logical date, or by another task's event on the watched Asset) gets
+    the event the watcher would send next instead: its changes from the watcher's starting point
+    to the moment the run was triggered (``pending``).
+    """
 
     def __init__(self, context: Mapping[str, Any], entity_set: str, column: str | None) -> None:
         self.by_asset: list[tuple[Any, ChangeEvent]] = list(_events(context, entity_set, column))
+        self.pending = False
+        if not self.by_asset and column is not None:
+            self.by_asset = list(_pending(context, entity_set, column))
+            self.pending = bool(self.by_asset)
 
     def __bool__(self) -> bool:
         return bool(self.by_asset)
@@ -114,3 +126,44 @@ def _events(
                 continue
             if column is None or payload["column"] == column:
                 yield asset, ChangeEvent.from_payload(payload)
+
+
+def _pending(context: Mapping[str, Any], entity_set: str, column: str) -> Iterator[tuple[Any, ChangeEvent]]:
+    """Per watched Asset, the event covering its changes from the watcher's starting point to run_after.
+
+    The starting point is the one a restarted watcher resumes from (the Asset's state store).
+    Without one (the watcher has not run yet, or Airflow before 3.3) nothing is pending: the
+    window is the watcher's overlap before run_after.
+    """
+    run_after = getattr(context.get("dag_run"), "run_after", None)
+    if run_after is None:
+        return
+    newest = from_datetime(run_after)
+    for asset in watched_assets(context.get("dag"), entity_set):
+        for trigger in _change_triggers(asset, entity_set):
+            if trigger.column != column:
+                continue
+            stored = _stored_since(context, asset, column)
+            since = newest if stored is None else min(stored, newest)
+            yield (
+                asset,
+                ChangeEvent(
+                    erpnet_conn_id=trigger.erpnet_conn_id,
+                    entity_set=entity_set,
+                    column=column,
+                    since=since,
+                    newest=newest,
+                    count=0,
+                    overlap=dt.timedelta(seconds=trigger.overlap_seconds),
+                ),
+            )
+            break
+
+
+def _stored_since(context: Mapping[str, Any], asset: Asset, column: str) -> int | None:
+    key = state_key(column)
+    try:
+        stored = context["asset_state_store"][Asset(name=asset.name, uri=asset.uri)].get(key)
+    except (KeyError, TypeError):
+        return None
+    return parse_instant(stored, what=key) if isinstance(stored, str) else None

@@ -73,7 +73,10 @@ class ErpNetODataOperator(BaseOperator):
     :param incremental_column: read only rows with this column in the run's data interval,
         widened backwards by ``overlap`` (e.g. ``AggregateLastUpdateTimeUtc``). A run triggered by
         ``ErpNetChangesTrigger`` events of this entity set and column reads the events' window
-        instead (their ``from``..``to``, overlap included), see docs/change-detection.md.
+        instead (their ``from``..``to``, overlap included); any other run of a DAG watching it (a
+        manual run, or one another task's event on that Asset triggered) reads what its watcher
+        would report next, from the watcher's starting point to ``run_after``. See
+        docs/change-detection.md.
     :param overlap: how far each window reaches back before ``data_interval_start``.
     :param check_count: compare rows written with ``$count``: True fails on a mismatch (nothing
         is committed), ``"warn"`` logs it, False skips the count.
@@ -216,6 +219,13 @@ class ErpNetODataOperator(BaseOperator):
                 (window.start + window.overlap).isoformat(),
                 window.end.isoformat(),
                 context["dag_run"].run_after.isoformat(),
+            )
+        if window is not None and changes.pending:
+            self.log.info(
+                "No change event triggered this run: reading the changes its watcher would report "
+                "next, [%s, %s] (overlap included).",
+                window.start.isoformat(),
+                window.end.isoformat(),
             )
         request = ExtractionRequest(
             entity_set=self.entity_set,

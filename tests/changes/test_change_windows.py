@@ -6,6 +6,7 @@ in process and the triggering events are the objects Airflow hands a task (``.ex
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from types import SimpleNamespace
 
 import pendulum
@@ -81,3 +82,74 @@ def test_only_change_events_of_the_set_and_column_make_the_window() -> None:
     assert len(TriggeringChanges(context, SO, None).by_asset) == 3  # any column, for acknowledging
     assert not TriggeringChanges({"triggering_asset_events": {}}, SO, "AggregateLastUpdateTimeUtc")
     assert not TriggeringChanges({}, SO, "AggregateLastUpdateTimeUtc")
+
+
+COLUMN = "AggregateLastUpdateTimeUtc"
+RUN_AFTER = dt.datetime(2026, 7, 1, 9, 0, tzinfo=dt.timezone.utc)
+
+
+class StateStore:
+    """The watched Asset's state store as a task sees it (``context["asset_state_store"][asset]``)."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def __getitem__(self, asset: Asset) -> StateStore:
+        assert asset.uri == WATCHED.uri, asset
+        return self
+
+    def get(self, key: str, default: object = None) -> object:
+        return self.values.get(key, default)
+
+    def set(self, key: str, value: str) -> None:
+        self.values[key] = value
+
+
+def run_context(schedule: object, store: StateStore | None, *events: object) -> dict[str, object]:
+    """What a task of a DAG scheduled on ``schedule`` gets in a run that ``events`` triggered."""
+    with DAG("pending", schedule=schedule, start_date=pendulum.datetime(2026, 1, 1, tz="UTC")) as dag:
+        pass
+    context: dict[str, object] = {
+        "dag": dag,
+        "dag_run": SimpleNamespace(run_after=RUN_AFTER),
+        "triggering_asset_events": {WATCHED: list(events)} if events else {},
+    }
+    if store is not None:
+        context["asset_state_store"] = store
+    return context
+
+
+def test_a_run_no_change_event_triggered_reads_what_the_watcher_would_report_next() -> None:
+    """A manual run, or one another task's event triggered: from the stored starting point on."""
+    store = StateStore({"erpnet.changes.since.AggregateLastUpdateTimeUtc": "2026-07-01T08:20:00Z"})
+    for events in ((), (SimpleNamespace(extra={"rows": 10, "entity_set": SO}),)):
+        changes = TriggeringChanges(run_context([WATCHED], store, *events), SO, COLUMN)
+        assert changes.pending
+        window = changes.window()
+        assert (window.column, window.start, window.end) == (
+            COLUMN,
+            dt.datetime(2026, 7, 1, 8, 15, tzinfo=dt.timezone.utc),  # the watcher's 5 minutes of overlap
+            RUN_AFTER,
+        )
+    changes.acknowledge(run_context([WATCHED], store), logging.getLogger(__name__))
+    assert store.values["erpnet.changes.since.AggregateLastUpdateTimeUtc"] == "2026-07-01T09:00:00.0000001Z"
+
+
+def test_before_the_watcher_first_ran_a_run_reads_the_overlap_before_it_was_triggered() -> None:
+    for store in (StateStore({}), None):
+        window = TriggeringChanges(run_context([WATCHED], store), SO, COLUMN).window()
+        assert (window.start, window.end) == (RUN_AFTER - dt.timedelta(minutes=5), RUN_AFTER)
+
+
+def test_a_stored_point_after_run_after_gives_no_inverted_window() -> None:
+    store = StateStore({"erpnet.changes.since.AggregateLastUpdateTimeUtc": "2026-07-01T10:00:00Z"})
+    window = TriggeringChanges(run_context([WATCHED], store), SO, COLUMN).window()
+    assert (window.start, window.end) == (RUN_AFTER - dt.timedelta(minutes=5), RUN_AFTER)
+
+
+def test_only_a_dag_watching_the_set_on_the_column_reads_pending_changes() -> None:
+    store = StateStore({"erpnet.changes.since.AggregateLastUpdateTimeUtc": "2026-07-01T08:20:00Z"})
+    assert not TriggeringChanges(run_context(None, store), SO, COLUMN)  # the timetable decides
+    assert not TriggeringChanges(run_context([WATCHED], store), "Crm_Sales_Customers", COLUMN)
+    assert not TriggeringChanges(run_context([WATCHED], store), SO, "CreationTime")
+    assert not TriggeringChanges(run_context([WATCHED], store), SO, None)  # a full extraction
