@@ -6,7 +6,9 @@ nothing changes. When orders change, the trigger fires an Asset event carrying t
 changes (``from``..``to`` on ``AggregateLastUpdateTimeUtc``, 5 minutes of overlap included) and
 this DAG runs. Its extraction reads exactly that window (a run triggered by several events reads
 their union) and writes ``<erpnet_output_dir>/sales_orders_changed/<run>.jsonl``; merge the files
-downstream by ``Id``, keeping the row with the greatest ``AggregateLastUpdateTimeUtc``.
+downstream by ``Id``, keeping the row with the greatest ``AggregateLastUpdateTimeUtc``. A run
+triggered by hand (with or without a logical date), or by another task's event on the same Asset,
+reads what the watcher would report next: the changes since the last committed window.
 
 Safe to unpause: the watcher starts at the moment it first runs (no backlog), the output is a
 local directory (Airflow Variable ``erpnet_output_dir``, default ``/tmp/erpnet``), and one run
