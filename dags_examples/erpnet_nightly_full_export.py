@@ -11,7 +11,8 @@ Retries are safe: a failed or killed attempt leaves nothing at the target, and t
 removes its temporary files and writes the whole file again. Add them with
 ``default_args={"retries": 2, "retry_delay": timedelta(minutes=10)}``.
 
-When unpaused: nothing runs at once; one run every night at 02:00 UTC (``catchup=False``).
+When unpaused: one run at once, for the latest 02:00 UTC that has passed (``catchup=False``
+skips the earlier ones), then one run every night at 02:00 UTC.
 
 Set the Airflow Variable ``erpnet_output_dir`` (a local directory, or an ObjectStoragePath URL such
 as ``s3://aws_default@my-bucket/erpnet``) and the connection ``erpnet_default``.

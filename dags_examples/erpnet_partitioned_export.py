@@ -13,9 +13,9 @@ Rows created while the DAG runs land in exactly one range. A part re-read by a r
 them; a row created in a range after its part was read is counted by ``gather``, logged and left
 for the next run (docs/partitions.md). Retries are safe: a failed part leaves nothing behind.
 
-When unpaused: nothing runs at once; one run every night at 03:00 UTC (``catchup=False``). A run
-triggered without a logical date (``airflow dags trigger``, the REST API) writes under the day it
-was triggered.
+When unpaused: one run at once, for the latest 03:00 UTC that has passed (``catchup=False``
+skips the earlier ones), then one run every night at 03:00 UTC. A run triggered without a
+logical date (``airflow dags trigger``, the REST API) writes under the day it was triggered.
 
 Set the Airflow Variable ``erpnet_output_dir`` (a local directory, or an ObjectStoragePath URL
 such as ``s3://aws_default@my-bucket/erpnet``) and the connection ``erpnet_default``.

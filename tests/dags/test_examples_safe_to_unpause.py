@@ -35,6 +35,11 @@ def test_the_docstring_says_what_unpausing_does(dag_id: str) -> None:
     source = Path(DAGS[dag_id].fileloc).read_text()
     docstring = ast.get_docstring(ast.parse(source)) or ""
     assert "unpaus" in docstring.lower(), f"{dag_id}: say in the module docstring what unpausing it does"
+    if runs_on_unpause(DAGS[dag_id]):
+        assert "nothing runs" not in " ".join(docstring.lower().split()), (
+            f"{dag_id}: unpausing it queues a run at once (a trigger timetable with catchup=False runs "
+            "its latest tick); the docstring says nothing runs"
+        )
 
 
 def test_the_count_sees_a_catch_up_storm() -> None:
