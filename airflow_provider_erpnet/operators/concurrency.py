@@ -44,6 +44,7 @@ from airflow_provider_erpnet.client.client import ErpNetClient
 from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
 from airflow_provider_erpnet.client.jsonutil import loads, strip_bom
 from airflow_provider_erpnet.client.partitions import Partition
+from airflow_provider_erpnet.client.transport import decode_json
 from airflow_provider_erpnet.io.progress import Progress
 from airflow_provider_erpnet.io.spool import spool_directory
 from airflow_provider_erpnet.operators.windows import and_filters
@@ -121,9 +122,11 @@ def partitioned_pages(
     ``decode`` turns a page body into the extraction's records (called in this generator's thread).
     """
     sources = [_pages_of(client, entity_set, options, part, check_count, logger) for part in plan]
+    url = f"{client.api_url}{entity_set}"
     with closing(_Turns(sources, streams)) as turns:
         for body in turns:
-            page = decode(body)
+            # As the transport decodes: the skim let through what it skipped (invalid UTF-8, say).
+            page = decode_json(body, url, decode=decode)
             records = page["value"] if isinstance(page, dict) else page.value
             progress.page(len(records))
             yield records

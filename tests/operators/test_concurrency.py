@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,11 @@ from typing import Any
 import pytest
 
 from airflow_provider_erpnet.client import ErpNetClient, Page
-from airflow_provider_erpnet.client.errors import ErpNetConfigError, ErpNetIncompleteError
+from airflow_provider_erpnet.client.errors import (
+    ErpNetConfigError,
+    ErpNetIncompleteError,
+    ErpNetTransportError,
+)
 from airflow_provider_erpnet.io import Manifest, iter_records
 from airflow_provider_erpnet.io.spool import spool_directory
 from airflow_provider_erpnet.operators import concurrency
@@ -163,6 +168,29 @@ def test_an_error_in_one_stream_stops_the_others_and_commits_nothing(
         _extract(client, tmp_path / "c.jsonl", max_concurrency=4)
     assert list(tmp_path.iterdir()) == []
     assert not [t for t in threading.enumerate() if t.name.startswith("erpnet-stream-")], "readers stopped"
+
+
+def test_a_body_only_the_full_decoding_refuses_is_an_erpnet_error(
+    erpnet_sandbox_factory, tmp_path: Path
+) -> None:
+    """Paging skims a body for its Ids and next link; the records are decoded later, in turn. A
+    value the skim skips (here invalid UTF-8 in a text) must fail there as in one stream (issue 8)."""
+    sandbox = erpnet_sandbox_factory(scale=3000)
+
+    class _Corrupting(_Streams):
+        def _watched(self, pages: Iterator[Page], stream: int) -> Iterator[Page]:
+            for page in super()._watched(pages, stream):
+                if stream == 2:
+                    body = re.sub(
+                        rb'("(?!Id")[A-Za-z]+":")', lambda m: m[1] + b"\xff", page.records.body, count=1
+                    )
+                    assert body != page.records.body
+                    page = Page(page.number, concurrency._Skim(list(page.records), body), page.next_link)
+                yield page
+
+    with _Corrupting(sandbox) as client, pytest.raises(ErpNetTransportError, match="api_url"):
+        _extract(client, tmp_path / "c.jsonl", max_concurrency=4)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_few_pages_or_another_order_read_one_stream(erpnet_sandbox_factory, tmp_path: Path) -> None:
