@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from airflow_provider_erpnet.client.errors import ErpNetError
+from airflow_provider_erpnet.io.spool import spool_file
 
 MAGIC = b"ERPNET-IDS\x00\x00\x00\x00\x00\x01"
 ID_BYTES = 16
@@ -63,7 +64,7 @@ class SnapshotBuilder:
     def __init__(self, path: Path, *, run_size: int = DEFAULT_RUN_SIZE) -> None:
         self.path = path
         self._run_size = run_size
-        self._sink: BinaryIO = open(path, "xb")  # noqa: SIM115 (closed in finish or abort)
+        self._sink: BinaryIO = spool_file(path)  # closed in finish or abort
         self._sink.write(MAGIC)
         self._last = b""
         self._count = 0
@@ -93,7 +94,7 @@ class SnapshotBuilder:
             self._sink.close()
             return Built(self.path, self._count, self._repeated)
         self._spill()
-        self._sink = open(self.path, "wb")  # noqa: SIM115
+        self._sink = spool_file(self.path)  # moved away as the first run (``_start_runs``)
         self._sink.write(MAGIC)
         self._count = 0
         last = b""
@@ -127,7 +128,7 @@ class SnapshotBuilder:
     def _spill(self) -> None:
         assert self._buffer is not None
         run = self.path.with_name(f"{self.path.name}.run-{len(self._runs)}")
-        with open(run, "xb") as sink:
+        with spool_file(run) as sink:
             sink.write(MAGIC)
             sink.write(b"".join(sorted(self._buffer)))
         self._runs.append(run)

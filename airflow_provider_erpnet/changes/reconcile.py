@@ -39,7 +39,7 @@ from airflow_provider_erpnet.client.odata import MAX_PAGE_SIZE
 from airflow_provider_erpnet.io import Column, FileInfo, Manifest, OutputWriter
 from airflow_provider_erpnet.io.output import _storage_for, local_path
 from airflow_provider_erpnet.io.progress import Progress
-from airflow_provider_erpnet.io.spool import spool_directory
+from airflow_provider_erpnet.io.spool import spool_directory, spool_file
 from airflow_provider_erpnet.io.targetfiles import RUN_DIGITS, manifest_name, new_token
 from airflow_provider_erpnet.operators.extraction import CheckCount, check_completeness, check_count_mode
 
@@ -227,7 +227,7 @@ class _SnapshotFile:
         local = local_path(self.final)
         if local is not None:
             return local
-        with self.final.open("rb") as source, open(spool_path, "xb") as sink:
+        with self.final.open("rb") as source, spool_file(spool_path) as sink:
             _copy(source, sink)
         return spool_path
 

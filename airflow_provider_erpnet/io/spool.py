@@ -19,6 +19,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 from airflow_provider_erpnet.client.errors import ErpNetConfigError
 
@@ -52,6 +53,12 @@ def spool_directory(root: Path | None = None) -> Iterator[Path]:
     finally:
         _remove(path, made)
         lock.release()
+
+
+def spool_file(path: Path) -> BinaryIO:
+    """A new file in a spool directory, open for writing: 0600, never through a link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    return os.fdopen(os.open(path, flags, 0o600), "wb")
 
 
 def sweep_abandoned(root: Path | None = None) -> int:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import stat
 import uuid
 from pathlib import Path
 
@@ -47,6 +49,29 @@ def test_ids_in_another_order_are_sorted_through_bounded_runs(tmp_path: Path) ->
     mostly_sorted = sorted(ids[:3000]) + ids[3000:] + ids[10:20]  # order breaks after 3,000; repeats
     assert build(tmp_path / "ids", mostly_sorted, run_size=700) == sorted(ids)
     assert [p.name for p in tmp_path.iterdir()] == ["ids"]  # the spilled runs are gone
+
+
+def test_snapshot_and_run_files_are_private(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """They live in the spool: 0600 like every spool file, whatever the umask (issue 8, defect 2)."""
+    modes: list[int] = []
+    spill = SnapshotBuilder._spill
+
+    def spill_and_look(builder: SnapshotBuilder) -> None:
+        spill(builder)
+        modes.extend(stat.S_IMODE(run.stat().st_mode) for run in builder._runs)
+
+    monkeypatch.setattr(SnapshotBuilder, "_spill", spill_and_look)
+    previous = os.umask(0o022)
+    try:
+        build(tmp_path / "ids", guids(3000, 3), run_size=700)
+    finally:
+        os.umask(previous)
+    assert modes and set(modes) == {0o600}
+    assert stat.S_IMODE((tmp_path / "ids").stat().st_mode) == 0o600
+    (tmp_path / "elsewhere").write_bytes(b"")
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(OSError):
+        SnapshotBuilder(tmp_path / "link")
 
 
 def test_guid_text_round_trips_in_byte_order() -> None:
