@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import pytest
 from airflow_provider_erpnet.client.errors import ErpNetError
 from airflow_provider_erpnet.client.jsonutil import loads
 from airflow_provider_erpnet.io import Column, OutputWriter
+from airflow_provider_erpnet.io.jsontext import dumps_lines
 from airflow_provider_erpnet.io.pagecodec import PageCodec, TypedPage
 
 SUFFIXES = ["jsonl", "jsonl.gz", "csv", "csv.gz", "parquet"]
@@ -177,3 +179,34 @@ def test_a_page_the_structs_refuse_is_decoded_generically(columns: list[Column],
     """A shape msgspec's strict types reject (a record that is not an object) falls back to dicts."""
     decoded = PageCodec(columns).decode(body([make_order(1)]).replace(b'"value":[{', b'"value":[1,{', 1))
     assert isinstance(decoded, dict) and decoded["value"][0] == 1
+
+
+@pytest.mark.parametrize("collector_on", [True, False])
+def test_making_columns_leaves_the_garbage_collector_as_it_was(
+    columns: list[Column], records: list[dict[str, Any]], collector_on: bool
+) -> None:
+    page = records_of(PageCodec(columns).decode(body(records)))
+    was_on = gc.isenabled()
+    (gc.enable if collector_on else gc.disable)()
+    try:
+        assert len(page.columns()) == len(columns)
+        assert gc.isenabled() is collector_on
+    finally:
+        (gc.enable if was_on else gc.disable)()
+
+
+def test_fixed_columns_reach_the_records_for_json_lines_whatever_was_written_first(
+    columns: list[Column], make_order: Any
+) -> None:
+    """prepare's fixes (here ERP.net's dates) reach the records only when JSON Lines is encoded."""
+    records = [erpnet_forms(n, make_order) for n in range(1, 5)]
+    codec = PageCodec(columns)
+    csv_first, jsonl_first = (records_of(codec.decode(body(records))) for _ in range(2))
+    for page in (csv_first, jsonl_first):
+        codec.prepare(page)
+    csv_bytes = codec.csv(csv_first)
+    jsonl_bytes = codec.jsonl(jsonl_first)
+    assert codec.jsonl(csv_first) == jsonl_bytes
+    assert codec.csv(jsonl_first) == csv_bytes
+    exact = codec.exact_rows(records_of(codec.decode(body(records))), 1)
+    assert jsonl_bytes == dumps_lines(exact)
