@@ -71,8 +71,12 @@ def read_all_ids(hook: ErpNetHook, on_page: Callable[[int], None] = lambda numbe
 
 
 def test_three_second_tokens_over_a_long_read(erpnet_sandbox_factory, monkeypatch) -> None:
-    """50 pages at 250 ms each span about four 3 s token lifetimes: refreshed early, never a 401."""
-    sandbox = erpnet_sandbox_factory(scale=50_000, token_lifetime=3, latency_ms=250)
+    """50 pages at 400 ms each span four 5 s token lifetimes: refreshed early, never a 401.
+
+    Refreshed with 2.5 s left (half a short lifetime), so only a request stalled that long on a
+    loaded machine could arrive with an expired token.
+    """
+    sandbox = erpnet_sandbox_factory(scale=50_000, token_lifetime=5, latency_ms=400)
     use_connection(monkeypatch, sandbox, disk_cache=False)
     hook = ErpNetHook()
     ids = read_all_ids(hook)

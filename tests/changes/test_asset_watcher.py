@@ -92,8 +92,9 @@ def database() -> sqlite3.Connection:
 def change_events() -> list[dict[str, Any]]:
     with database() as db:
         rows = db.execute(
+            # Watcher events only: extraction tasks of other tests may update the same Asset here.
             "SELECT e.extra FROM asset_event e JOIN asset a ON a.id = e.asset_id "
-            "WHERE a.uri = ? ORDER BY e.id",
+            "WHERE a.uri = ? AND e.source_task_id IS NULL ORDER BY e.id",
             (ASSET,),
         ).fetchall()
     return [json.loads(extra)["payload"] for (extra,) in rows]
