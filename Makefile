@@ -20,13 +20,10 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)  ## Start the local sandbox and run the example pipeline DAG through `airflow dags test`.
 	$(BIN)/python scripts/demo.py
 
-# The suite waits on subprocesses and servers much of the time: two workers fit a 2-core machine.
-TEST_WORKERS ?= 2
-
 test: $(STAMP)  ## Lint, then the whole test suite against the local sandbox and a real Airflow.
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/pytest --durations=15
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
