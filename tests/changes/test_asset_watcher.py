@@ -13,12 +13,13 @@ import ctypes
 import datetime as dt
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ import pytest
 from airflow_provider_erpnet.changes.instants import format_instant, parse_instant
 from airflow_provider_erpnet.io.convert import parse_timestamp
 from airflow_provider_erpnet.sandbox import Sandbox
-from tests.conftest import AIRFLOW_BIN, AIRFLOW_HOME
+from tests.conftest import AIRFLOW_BIN
 
 DAG_ID = "erpnet_sales_orders_on_change"
 TASK_ID = "extract_changed_orders"
@@ -85,8 +86,27 @@ def wait_until(check: Callable[[], Any], what: str, triggerer: Triggerer, timeou
         time.sleep(1)
 
 
+# This test's own metadata DB (a copy of the freshly migrated one), set by ``own_home``: events
+# and state of other tests' runs in the session's DB would otherwise reach the watched Asset.
+DATABASE: list[Path] = []
+
+
 def database() -> sqlite3.Connection:
-    return sqlite3.connect(AIRFLOW_HOME / "airflow.db", timeout=30)
+    return sqlite3.connect(DATABASE[-1], timeout=30)
+
+
+@pytest.fixture
+def own_home(airflow_db: Path, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Environment of an Airflow home of this test's own, its DB copied from ``pristine.db``."""
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copyfile(airflow_db / "pristine.db", home / "airflow.db")
+    DATABASE.append(home / "airflow.db")
+    yield {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+    }
+    DATABASE.pop()
 
 
 def change_events() -> list[dict[str, Any]]:
@@ -142,12 +162,13 @@ def assert_extracted_exactly(written: list[dict[str, Any]], expected: list[dict[
 
 @pytest.mark.timeout(1800)  # five Airflow processes start in turn; slow on a loaded 2-core machine
 def test_watcher_events_drive_extractions_and_survive_a_triggerer_restart(
-    airflow_cli, erpnet_sandbox_factory, tmp_path: Path
+    airflow_cli, own_home: dict[str, str], erpnet_sandbox_factory, tmp_path: Path
 ) -> None:
     sandbox = erpnet_sandbox_factory(scale=2000)
     out = tmp_path / "out"
     env = {
         **os.environ,
+        **own_home,
         "AIRFLOW_CONN_ERPNET_DEFAULT": sandbox.connection_json(),
         "AIRFLOW_VAR_ERPNET_OUTPUT_DIR": str(out),
     }
