@@ -224,8 +224,11 @@ def load_baseline(
 
     ``baseline`` None: the manifest published beside ``target`` by its last run (a damaged one is
     logged and skipped: the next commit replaces it). Otherwise a ``Manifest``, its dict (an XCom),
-    or the path or URL of a manifest file.
+    or the path or URL of a manifest file. An empty text (a template that rendered nothing, as on
+    a DAG's first run) compares with nothing.
     """
+    if isinstance(baseline, str) and not baseline.strip():
+        return None, "no schema_baseline (it rendered empty)"
     if baseline is None:
         try:
             return read_published_manifest(target), "the previous manifest at this output"

@@ -95,8 +95,8 @@ class ErpNetODataOperator(BaseOperator):
         ``"warn"`` (default for JSON Lines and CSV) or ``"evolve"`` (added properties become
         columns); see docs/change-detection.md.
     :param schema_baseline: compare with this manifest instead (its XCom, or the path or URL of a
-        ``_<name>.manifest.json``, templated): for outputs named per run, e.g.
-        ``"/data/orders/_{{ prev_ds }}.parquet.manifest.json"``.
+        ``_<name>.manifest.json``, templated; empty: compare with nothing): for outputs named per
+        run, the previous successful run's manifest (docs/change-detection.md shows the template).
     :param max_concurrency: with ``output_path``, read up to this many ranges of Id at once inside
         this task (1..10), each its own stream of pages, into the same output in the same order as
         one stream. Worth it when the server takes long per page; a set of only a few pages, or an

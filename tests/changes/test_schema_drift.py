@@ -88,3 +88,22 @@ def test_an_unknown_mode_fails_when_the_dag_is_parsed() -> None:
 
     with pytest.raises(ErpNetConfigError, match="on_schema_change must be one of fail, warn, evolve"):
         ErpNetODataOperator(task_id="x", entity_set=C, output_path="/tmp/x.parquet", on_schema_change="sync")
+
+
+@pytest.mark.parametrize("rendered", ["", "  \n"])
+def test_an_empty_schema_baseline_compares_with_nothing(
+    sandbox: Sandbox, tmp_path: Path, rendered: str
+) -> None:
+    """A per-run baseline template renders empty on a DAG's first run (docs/change-detection.md).
+
+    With a drifted model and Parquet's ``fail``, an empty baseline must neither be read as a path
+    nor fall back to the manifest an earlier run left at the same output.
+    """
+    target = tmp_path / "orders.parquet"
+    extract(sandbox, target)
+    sandbox.add_custom_property(C, "Color")
+    with pytest.raises(ErpNetSchemaChangeError):
+        extract(sandbox, target)  # no baseline named: the manifest at the output is compared
+    manifest = extract(sandbox, target, schema_baseline=rendered)
+    assert "changes" not in manifest["schema"] and "baseline_sha256" not in manifest["schema"]
+    assert COLOR in manifest["schema"]["properties"] and manifest["rows"] == 300
