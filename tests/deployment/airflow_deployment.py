@@ -8,6 +8,11 @@ servers are off (the api-server reads task logs from disk). Each process runs in
 group, and ``stop()`` ends every group it started, task processes included.
 
 Waits are generous and say what they waited for: the machine that runs this may be slow and busy.
+
+A component that exits on SQLite's "database is locked" is started again, as Airflow's own
+systemd units (``Restart=always``) or a Kubernetes pod would be: a session that read and then
+writes while another process committed gets that error at once, whatever the lock wait
+(SQLITE_BUSY_SNAPSHOT), and the scheduler does not retry it. Any other exit fails the wait.
 """
 
 from __future__ import annotations
@@ -34,7 +39,8 @@ import requests
 T = TypeVar("T")
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
-COMPONENTS = ("scheduler", "dag-processor", "triggerer")
+MAX_RESTARTS = 3
+SQLITE_LOCKED = "database is locked"
 STOP_GRACE_SECONDS = 60.0
 SQLITE_LOCK_WAIT = 120
 API_ATTEMPTS = 3
@@ -51,12 +57,21 @@ class Component:
     """One Airflow process of the deployment and the file its output goes to."""
 
     name: str
+    args: tuple[str, ...]
     process: subprocess.Popen[bytes]
     log: Path
+    log_start: int  # where this process's output begins in ``log`` (a restart appends)
+    replaced: bool = False
 
     def tail(self, characters: int = 3000) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
         return text[-characters:]
+
+    def output(self) -> str:
+        """What this process (not an earlier one under the same name) wrote."""
+        with self.log.open("rb") as log:
+            log.seek(self.log_start)
+            return log.read().decode(errors="replace")
 
 
 class AirflowDeployment:
@@ -71,6 +86,7 @@ class AirflowDeployment:
         self.home = home
         self.database = database
         self.components: list[Component] = []
+        self.restarts: list[str] = []  # names of the components started again, once per restart
         self._started = time.monotonic()
         self.api_url = ""
         self.session = requests.Session()
@@ -207,7 +223,9 @@ class AirflowDeployment:
         """Poll ``check`` until it returns something other than None or False; fail naming ``what``."""
         deadline = time.monotonic() + timeout
         while True:
-            for component in self.components:
+            for component in self.running():
+                if component.process.poll() is not None and self._restarted(component):
+                    continue
                 if component.process.poll() is not None:
                     raise DeploymentError(
                         f"Waiting for {what}: the {component.name} exited with "
@@ -220,12 +238,30 @@ class AirflowDeployment:
                 raise DeploymentError(f"Gave up after {timeout:.0f} s waiting for {what}.\n{self.tails()}")
             time.sleep(POLL_SECONDS)
 
+    def running(self) -> list[Component]:
+        """The components as they run now (not those a restart replaced)."""
+        return [component for component in self.components if not component.replaced]
+
+    def _restarted(self, component: Component) -> bool:
+        """Start an exited component again if SQLite's lock refusal ended it; whether it did."""
+        if (
+            component.name == "api-server"  # its port would change under the running tasks
+            or len(self.restarts) >= MAX_RESTARTS
+            or SQLITE_LOCKED not in component.output()[-5000:]  # the error it exited with
+        ):
+            return False
+        component.replaced = True
+        self.restarts.append(component.name)
+        self._spawn(component.name, *component.args)
+        return True
+
     def tails(self) -> str:
         return "\n".join(f"--- {c.name} (last lines)\n{c.tail(1500)}" for c in self.components)
 
     def _spawn(self, name: str, *args: str) -> Component:
         log = self.home / f"{name}.out"
-        with log.open("wb") as out:
+        with log.open("ab") as out:
+            start = out.tell()
             process = subprocess.Popen(
                 [AIRFLOW_BIN, *args],
                 env=self.env,
@@ -234,7 +270,7 @@ class AirflowDeployment:
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
-        component = Component(name, process, log)
+        component = Component(name, args, process, log, start)
         self.components.append(component)
         return component
 
