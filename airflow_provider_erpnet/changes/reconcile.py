@@ -114,13 +114,9 @@ def run_reconciliation(
         }
 
         def describe(files: list[FileInfo]) -> Manifest:
-            return Manifest(
-                entity_set=request.entity_set,
-                format=writer.format,
-                files=files,
-                rows=writer.rows,
-                bytes=sum(info.bytes for info in files),
-                columns=list(TOMBSTONE_COLUMNS),
+            return writer.manifest_of(
+                files,
+                request.entity_set,
                 query={"select": "Id"},
                 server_count=counts.after,
                 duration_seconds=round((dt.datetime.now(dt.timezone.utc) - started).total_seconds(), 3),

@@ -414,7 +414,7 @@ class OutputWriter:
                 self._open_part()
             self._finish_current()
             files = [FileInfo(str(part.final), part.rows, size) for part, size in self._finished]
-            manifest = describe(files) if describe else self._own_manifest(files)
+            manifest = describe(files) if describe else self.manifest_of(files)
             with self._storage.commit_lock(self._target):
                 for part, _ in self._finished:
                     self._move_into_place(part)
@@ -525,8 +525,12 @@ class OutputWriter:
             log.warning("Committed; could not remove earlier runs' files beside %s: %s", self._target, error)
             return Swept(removed=0, live_runs=0)
 
-    def _own_manifest(self, files: list[FileInfo]) -> Manifest:
-        return Manifest("", self.format, files, self.rows, sum(f.bytes for f in files), self.columns)
+    def manifest_of(self, files: list[FileInfo], entity_set: str = "", **facts: Any) -> Manifest:
+        """A manifest of ``files`` with this writer's format, rows and columns; ``facts`` add the
+        other ``Manifest`` fields (query, counts, sections), for a ``describe`` passed to ``commit``."""
+        return Manifest(
+            entity_set, self.format, files, self.rows, sum(f.bytes for f in files), self.columns, **facts
+        )
 
     def _release(self) -> None:
         if self._lock is not None:

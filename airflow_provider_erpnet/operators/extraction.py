@@ -483,13 +483,9 @@ def _extract_once(
                 raise
 
             def describe(files: list[FileInfo]) -> Manifest:
-                return Manifest(
-                    entity_set=request.entity_set,
-                    format=writer.format,
-                    files=files,
-                    rows=writer.rows,
-                    bytes=sum(info.bytes for info in files),
-                    columns=columns,
+                return writer.manifest_of(
+                    files,
+                    request.entity_set,
                     query=request.describe(client.dialect),
                     window=request.window.to_dict() if request.window else None,
                     server_count=server_count,
