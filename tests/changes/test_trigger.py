@@ -53,12 +53,22 @@ async def requests_reach(sandbox: Sandbox, count: int, timeout: float = 60) -> N
 
 
 async def events_of(
-    run: AsyncIterator[Any], how_many: int, during: Callable[[], Awaitable[None]], timeout: float = 90
+    run: AsyncIterator[Any],
+    how_many: int,
+    during: Callable[[], Awaitable[None]],
+    timeout: float = 90,
+    collected: list[dict[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """The first ``how_many`` events, while ``during`` acts on the sandbox; the generator is closed."""
+    """The first ``how_many`` events, while ``during`` acts on the sandbox; the generator is closed.
+
+    ``collected``: a list the events are appended to as they come, for ``during`` to wait on.
+    """
+    got = [] if collected is None else collected
 
     async def collect() -> list[dict[str, Any]]:
-        return [(await anext(run)).payload for _ in range(how_many)]
+        while len(got) < how_many:
+            got.append((await anext(run)).payload)
+        return got
 
     collecting = asyncio.ensure_future(collect())
     try:
@@ -163,13 +173,20 @@ def test_a_watcher_resumes_from_its_stored_starting_point_after_a_restart(sandbo
     first.asset_state_store = store
     classpath, kwargs = first.serialize()
 
+    collected: list[dict[str, Any]] = []
+
     async def touch_twice() -> None:
         await requests_reach(sandbox, 1)
         sandbox.touch(C, [rows[1]["Id"]], at(10))
-        await requests_reach(sandbox, sandbox.stats()["api_requests"] + 3)
+        # The second change after the first event, not after a number of requests: a probe still
+        # in flight at the second touch would otherwise report both changes as one event.
+        deadline = time.monotonic() + 60
+        while not collected:
+            assert time.monotonic() < deadline, "no event for the first change within 60 s"
+            await asyncio.sleep(0.02)
         sandbox.touch(C, [rows[2]["Id"], rows[3]["Id"]], at(20))
 
-    events = asyncio.run(events_of(first.run(), 2, touch_twice))
+    events = asyncio.run(events_of(first.run(), 2, touch_twice, collected=collected))
     assert [(e["count"], e["since"], e["newest"]) for e in events] == [
         (1, SINCE, "2030-01-01T00:00:10Z"),
         (2, "2030-01-01T00:00:10.0000001Z", "2030-01-01T00:00:20Z"),  # contiguous with the first
