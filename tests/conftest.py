@@ -38,7 +38,7 @@ pytest_plugins = (
     ["airflow_provider_erpnet.sandbox.pytest_plugin"]
     if (REPO / "airflow_provider_erpnet/sandbox/pytest_plugin.py").exists()
     else []
-)
+) + ["tests.hostile.summary"]
 
 AIRFLOW_BIN = str(Path(sys.executable).with_name("airflow"))
 
